@@ -1,0 +1,1 @@
+"""The Leadron Analytics HTTP API (the production API, despite the folder's name)."""

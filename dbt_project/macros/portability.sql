@@ -1,0 +1,33 @@
+{#- Engine-specific SQL lives here behind adapter.dispatch, with a portable default__. -#}
+
+{# Null-safe surrogate key over columns (ANSI concat + dbt.hash). #}
+{% macro surrogate_key(columns) -%}
+    {%- set parts = [] -%}
+    {%- for column in columns -%}
+        {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '_null_')") -%}
+        {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(parts)) }}
+{%- endmacro %}
+
+{# Case-insensitive substring match of a pattern column inside a text column. #}
+{% macro contains_ci(haystack, needle) -%}
+    {{ return(adapter.dispatch('contains_ci', 'leadron')(haystack, needle)) }}
+{%- endmacro %}
+
+{% macro default__contains_ci(haystack, needle) -%}
+    {{ dbt.position('lower(' ~ needle ~ ')', 'lower(' ~ haystack ~ ')') }} > 0
+{%- endmacro %}
+
+{# Rows of a full-snapshot dimension that belong to the newest snapshot of their tenant. #}
+{% macro latest_snapshot(relation) -%}
+    select snap.*
+    from {{ relation }} as snap
+    inner join (
+        select tenant_id, max(snapshot_id) as snapshot_id
+        from {{ relation }}
+        group by tenant_id
+    ) as newest
+        on snap.tenant_id = newest.tenant_id
+        and snap.snapshot_id = newest.snapshot_id
+{%- endmacro %}

@@ -1,0 +1,115 @@
+-- One row per message known from a send event or the messages dimension: its send time
+-- (the email_sent event, else the dimension's sent_at), bounce, human and bot opens and
+-- clicks, and attributed replies. The shared grain of every email-performance number.
+
+with sends as (
+
+    select * from {{ ref('int_email_sends') }}
+
+),
+
+dim_messages as (
+
+    select * from {{ ref('stg_leadron__messages') }}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_leadron__events') }}
+    where message_id is not null
+        and event_type in ('email_bounce', 'email_open', 'link_click')
+
+),
+
+engagement as (
+
+    select
+        tenant_id,
+        message_id,
+        sum(case when event_type = 'email_bounce' then 1 else 0 end) as bounce_events,
+        sum(case when event_type = 'email_bounce' and bounce_type = 'hard' then 1 else 0 end) as hard_bounce_events,
+        min(case when event_type = 'email_bounce' then occurred_at end) as first_bounced_at,
+        sum(case when event_type = 'email_open' and not is_bot then 1 else 0 end) as human_opens,
+        sum(case when event_type = 'email_open' and is_bot then 1 else 0 end) as bot_opens,
+        min(case when event_type = 'email_open' and not is_bot then occurred_at end) as first_human_open_at,
+        sum(case when event_type = 'link_click' and not is_bot then 1 else 0 end) as human_clicks,
+        sum(case when event_type = 'link_click' and is_bot then 1 else 0 end) as bot_clicks,
+        min(case when event_type = 'link_click' and not is_bot then occurred_at end) as first_human_click_at
+    from events
+    group by tenant_id, message_id
+
+),
+
+replies as (
+
+    select
+        tenant_id,
+        attributed_message_id as message_id,
+        count(*) as replies,
+        sum(case when sentiment = 'positive' then 1 else 0 end) as positive_replies,
+        min(replied_at) as first_replied_at
+    from {{ ref('int_replies_attributed') }}
+    where attributed_message_id is not null
+    group by tenant_id, attributed_message_id
+
+),
+
+message_keys as (
+
+    select tenant_id, message_id from sends
+    union
+    select tenant_id, message_id from dim_messages
+
+),
+
+messages as (
+
+    select
+        k.tenant_id,
+        k.message_id,
+        s.message_id is not null as has_send_event,
+        coalesce(s.sent_at, d.sent_at) as sent_at,
+        coalesce(s.lead_id, d.lead_id) as lead_id,
+        coalesce(s.user_id, d.user_id) as user_id,
+        coalesce(s.workflow_id, d.workflow_id) as workflow_id,
+        coalesce(s.workflow_execution_id, d.workflow_execution_id) as workflow_execution_id,
+        coalesce(s.step_number, d.step_number) as step_number
+    from message_keys as k
+    left join sends as s
+        on k.tenant_id = s.tenant_id and k.message_id = s.message_id
+    left join dim_messages as d
+        on k.tenant_id = d.tenant_id and k.message_id = d.message_id
+
+)
+
+select
+    m.tenant_id,
+    m.message_id,
+    m.lead_id,
+    m.user_id,
+    m.workflow_id,
+    m.workflow_execution_id,
+    m.step_number,
+    m.sent_at,
+    cast(m.sent_at as date) as send_date,
+    m.has_send_event,
+    m.has_send_event and coalesce(e.bounce_events, 0) > 0 as is_bounced,
+    m.has_send_event and coalesce(e.hard_bounce_events, 0) > 0 as is_hard_bounce,
+    m.has_send_event and coalesce(e.bounce_events, 0) > 0 and coalesce(e.hard_bounce_events, 0) = 0 as is_soft_bounce,
+    m.has_send_event and coalesce(e.bounce_events, 0) = 0 as is_delivered,
+    e.first_bounced_at,
+    coalesce(e.human_opens, 0) as human_opens,
+    coalesce(e.bot_opens, 0) as bot_opens,
+    e.first_human_open_at,
+    coalesce(e.human_clicks, 0) as human_clicks,
+    coalesce(e.bot_clicks, 0) as bot_clicks,
+    e.first_human_click_at,
+    coalesce(r.replies, 0) as replies,
+    coalesce(r.positive_replies, 0) as positive_replies,
+    r.first_replied_at
+from messages as m
+left join engagement as e
+    on m.tenant_id = e.tenant_id and m.message_id = e.message_id
+left join replies as r
+    on m.tenant_id = r.tenant_id and m.message_id = r.message_id

@@ -1,0 +1,104 @@
+-- Every reply with the message it is attributed to and the rule that attributed it
+-- (METRICS.md): its messageId when that message is known; else the latest send to the
+-- same lead in the same workflow execution before the reply; else the latest send to
+-- that lead in the 30 days before it; else unattributed (kept, not dropped).
+
+with replies as (
+
+    select * from {{ ref('stg_leadron__events') }}
+    where event_type = 'email_reply'
+
+),
+
+sends as (
+
+    select * from {{ ref('int_email_sends') }}
+
+),
+
+known_messages as (
+
+    select tenant_id, message_id from sends
+    union
+    select tenant_id, message_id from {{ ref('stg_leadron__messages') }}
+
+),
+
+by_message_id as (
+
+    select r.tenant_id, r.event_id, r.message_id as attributed_message_id
+    from replies as r
+    inner join known_messages as k
+        on r.tenant_id = k.tenant_id
+        and r.message_id = k.message_id
+
+),
+
+by_execution as (
+
+    select tenant_id, event_id, attributed_message_id
+    from (
+        select
+            r.tenant_id,
+            r.event_id,
+            s.message_id as attributed_message_id,
+            row_number() over (
+                partition by r.tenant_id, r.event_id
+                order by s.sent_at desc, s.message_id desc
+            ) as candidate_rank
+        from replies as r
+        inner join sends as s
+            on r.tenant_id = s.tenant_id
+            and r.lead_id = s.lead_id
+            and r.workflow_execution_id = s.workflow_execution_id
+            and s.sent_at < r.occurred_at
+    ) as candidates
+    where candidate_rank = 1
+
+),
+
+by_lead_recent_send as (
+
+    select tenant_id, event_id, attributed_message_id
+    from (
+        select
+            r.tenant_id,
+            r.event_id,
+            s.message_id as attributed_message_id,
+            row_number() over (
+                partition by r.tenant_id, r.event_id
+                order by s.sent_at desc, s.message_id desc
+            ) as candidate_rank
+        from replies as r
+        inner join sends as s
+            on r.tenant_id = s.tenant_id
+            and r.lead_id = s.lead_id
+            and s.sent_at < r.occurred_at
+            and s.sent_at >= {{ dbt.dateadd('day', -1 * var('reply_attribution_days'), 'r.occurred_at') }}
+    ) as candidates
+    where candidate_rank = 1
+
+)
+
+select
+    r.tenant_id,
+    r.event_id,
+    r.lead_id,
+    r.message_id as reply_message_id,
+    r.workflow_execution_id,
+    r.occurred_at as replied_at,
+    r.sentiment,
+    coalesce(m.attributed_message_id, x.attributed_message_id, l.attributed_message_id) as attributed_message_id,
+    case
+        when m.attributed_message_id is not null then 'message_id'
+        when x.attributed_message_id is not null then 'workflow_execution'
+        when l.attributed_message_id is not null then 'lead_recent_send'
+        else 'unattributed'
+    end as attribution_rule
+from replies as r
+left join by_message_id as m
+    on r.tenant_id = m.tenant_id and r.event_id = m.event_id
+left join by_execution as x
+    on r.tenant_id = x.tenant_id and r.event_id = x.event_id
+left join by_lead_recent_send as l
+    on r.tenant_id = l.tenant_id and r.event_id = l.event_id

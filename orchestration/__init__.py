@@ -1,0 +1,1 @@
+"""Leadron Analytics orchestration: settings, landing zone, Dagster assets and the `leadron` CLI."""

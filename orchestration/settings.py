@@ -1,0 +1,69 @@
+"""The one settings module. Every path and option comes from here.
+
+Values are read from the environment when a function is called, never at import
+time, so tests and the CLI can point a process at another LEADRON_HOME.
+Every variable is listed in `.env.example` and in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # a code location, not a setting
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse_path: Path
+    landing_dir: Path
+    dagster_home: Path
+    partition_start: date
+    dbt_target: str
+    writer_lock_timeout_s: float
+
+    @property
+    def events_landing_dir(self) -> Path:
+        return self.landing_dir / "events"
+
+    @property
+    def dimensions_landing_dir(self) -> Path:
+        return self.landing_dir / "dimensions"
+
+    @property
+    def landing_manifest_path(self) -> Path:
+        return self.landing_dir / "manifest.sqlite"
+
+    @property
+    def writer_lock_path(self) -> Path:
+        return self.home / "warehouse.lock"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.events_landing_dir, self.dimensions_landing_dir, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    home = Path(_env("LEADRON_HOME", str(PROJECT_ROOT / ".leadron"))).expanduser().resolve()
+    return Settings(
+        home=home,
+        warehouse_path=Path(_env("LEADRON_WAREHOUSE_PATH", str(home / "warehouse.duckdb"))).resolve(),
+        landing_dir=Path(_env("LEADRON_LANDING_DIR", str(home / "landing"))).resolve(),
+        dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
+        partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
+        dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
+        writer_lock_timeout_s=float(_env("LEADRON_WRITER_LOCK_TIMEOUT", "900")),
+    )
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment a dbt subprocess needs: the warehouse path its profile reads."""
+    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path)}
