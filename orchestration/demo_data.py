@@ -87,6 +87,12 @@ def _tenant_table(n_tenants: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["tenant_id", "name", "timezone"])
 
 
+def _scanner_agent(rng: np.random.Generator, n: int) -> np.ndarray:
+    # Half of the scanners announce themselves in the user agent; the rest only show by their timing.
+    agent = rng.integers(0, len(SCANNER_AGENTS), n)
+    return np.where(rng.random(n) < 0.5, agent, -1).astype(np.int8)
+
+
 def _utc_offset_hours(tz: str, on: date) -> float:
     dt = datetime(on.year, on.month, on.day, 12, tzinfo=ZoneInfo(tz))
     return dt.utcoffset().total_seconds() / 3600.0
@@ -211,6 +217,8 @@ def generate(
     # ---- one vectorised pass per sequence step --------------------------------------------
     for s in range(int(wf_steps_arr.max())):
         day_offset = day_offset + STEP_DELAYS[s]
+        weekday = (exe_start // 86400 + day_offset + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        day_offset = day_offset + np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))  # no weekend sends
         local_hour = rng.uniform(9, 17.5, n_exe) - tz_offset[exe_tenant]  # business hours, tenant time
         send_ts = exe_start + day_offset * 86400 + local_hour * 3600 + rng.uniform(0, 60, n_exe)
         sending = alive & (s < wf_steps_arr[exe_wf]) & (send_ts <= end_ts)
@@ -245,14 +253,14 @@ def generate(
         # Machine opens: security scanners within 2 s of the send, provider-flagged opens (isBot) later.
         scan = np.flatnonzero(delivered & (rng.random(m) < 0.09))
         ev.add(scan.size, etype=np.int8(OPEN), ts=ts0[scan] + rng.uniform(0.2, 1.9, scan.size),
-               ua=rng.integers(0, len(SCANNER_AGENTS), scan.size).astype(np.int8), scanner=np.True_,
+               ua=_scanner_agent(rng, scan.size), scanner=np.True_,
                **{k: v[scan] for k, v in base.items()})
         flagged = np.flatnonzero(delivered & (rng.random(m) < 0.06))
         ev.add(flagged.size, etype=np.int8(OPEN), ts=ts0[flagged] + rng.uniform(30, 900, flagged.size),
                isbot=np.int8(1), **{k: v[flagged] for k, v in base.items()})
         scan_click = np.flatnonzero(delivered & (rng.random(m) < 0.025))
         ev.add(scan_click.size, etype=np.int8(CLICK), ts=ts0[scan_click] + rng.uniform(0.3, 1.95, scan_click.size),
-               ua=rng.integers(0, len(SCANNER_AGENTS), scan_click.size).astype(np.int8), scanner=np.True_,
+               ua=_scanner_agent(rng, scan_click.size), scanner=np.True_,
                page=rng.integers(0, len(PAGES), scan_click.size).astype(np.int8),
                **{k: v[scan_click] for k, v in base.items()})
 

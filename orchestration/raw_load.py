@@ -64,7 +64,7 @@ def load_events(con: duckdb.DuckDBPyConnection, settings: Settings, start: date,
                 SELECT * EXCLUDE (arrival_rank), now()::TIMESTAMP AS loaded_at
                 FROM (
                     SELECT *, row_number() OVER (
-                        PARTITION BY tenant_id, event_id ORDER BY received_at, batch_id, source_line
+                        PARTITION BY tenant_id, event_id ORDER BY received_at, batch_id, source, source_line
                     ) AS arrival_rank
                     FROM read_parquet(?, hive_partitioning = false)
                     WHERE event_date >= ? AND event_date < ?

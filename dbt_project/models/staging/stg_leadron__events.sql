@@ -48,7 +48,7 @@ deduplicated as (
             renamed.*,
             row_number() over (
                 partition by tenant_id, event_id
-                order by received_at, batch_id, source_line
+                order by received_at, batch_id, load_source, source_line
             ) as arrival_rank
         from renamed
     ) as ranked

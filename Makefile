@@ -1,0 +1,39 @@
+# The commands the README names. Python 3.11 and make are all a fresh machine needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Reinstall when the dependency pins change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: install demo test dev dbt-build clean
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## Generate 1M demo events, import them, build the warehouse through Dagster, print a summary.
+demo: $(STAMP)
+	$(BIN)/leadron demo
+
+## The whole test suite (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
+dev: $(STAMP)
+	DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; mkdir -p $$DAGSTER_HOME ; \
+	test -f $$DAGSTER_HOME/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $$DAGSTER_HOME/dagster.yaml ; \
+	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
+
+## dbt on its own, on the same warehouse.
+dbt-build: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dbt build --profiles-dir dbt_project
+
+clean:
+	rm -rf .leadron dbt_project/target target logs .pytest_cache

@@ -1,0 +1,1 @@
+"""Dagster assets: raw ingest, dbt models, (later) ML and reports."""

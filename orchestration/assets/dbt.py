@@ -1,0 +1,76 @@
+"""dbt models as Dagster assets; dbt tests as asset checks; sources linked to raw assets."""
+
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.resources import writer_lock
+from orchestration.settings import dbt_env, get_settings
+
+
+class LeadronDbtTranslator(DagsterDbtTranslator):
+    """Keys by warehouse layer: sources -> raw/<table>, models -> <folder>/<name>, seeds -> reference/<name>."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        kind = dbt_resource_props["resource_type"]
+        if kind == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        if kind == "seed":
+            return dg.AssetKey(["reference", dbt_resource_props["name"]])
+        return dg.AssetKey([layer_of(dbt_resource_props), dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        return layer_of(dbt_resource_props)
+
+
+def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
+    """staging / intermediate / marts: the folder under models/."""
+    fqn = dbt_resource_props.get("fqn", [])
+    return fqn[1] if len(fqn) > 2 else "models"
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def dbt_build_args(select: str | None = None, full_refresh: bool = False) -> list[str]:
+    """The dbt command an asset run issues (pure, so it is unit-tested)."""
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
+    translator = LeadronDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True)
+    )
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator, name="dbt_models")
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        settings = get_settings()
+        # dbt runs as a subprocess that inherits the environment: hand it the warehouse path
+        # this process resolved, and put the environment back afterwards.
+        with writer_lock(settings), environment(dbt_env(settings)):
+            yield from dbt.cli(dbt_build_args(), context=context).stream()
+
+    return dbt_models

@@ -1,0 +1,73 @@
+"""Ingest assets: the landing zone into the warehouse's raw schema."""
+
+
+from datetime import timedelta
+
+import dagster as dg
+
+from orchestration import dimensions, raw_load
+from orchestration.resources import WarehouseResource
+
+RAW_GROUP = "raw"
+
+
+def raw_asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([raw_load.RAW_SCHEMA, table])
+
+
+def build_raw_events_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=raw_asset_key("events"),
+        group_name=RAW_GROUP,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"duckdb", "parquet"},
+        description=(
+            "Landed events of each UTC day loaded into raw.events, deduplicated on "
+            "(tenant_id, event_id) with the first received winning. Re-running a day replaces it."
+        ),
+    )
+    def raw_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        start, end = window.start.date(), window.end.date()
+        with warehouse.writer() as con:
+            load = raw_load.load_events(con, warehouse.settings(), start, end)
+        context.log.info(
+            f"raw.events {start}..{end - timedelta(days=1)}: {load.rows_loaded:,} rows from {load.files} files "
+            f"({load.duplicates_dropped:,} duplicates dropped)"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "days": load.days,
+                "landing_files": load.files,
+                "rows_read": load.rows_read,
+                "rows_loaded": dg.MetadataValue.int(load.rows_loaded),
+                "duplicates_dropped": load.duplicates_dropped,
+            }
+        )
+
+    return raw_events
+
+
+def build_dimension_asset(name: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=raw_asset_key(name),
+        group_name=RAW_GROUP,
+        kinds={"duckdb", "csv"},
+        description=f"Every landed snapshot of {name}.csv in raw.{name}; staging reads each tenant's newest.",
+    )
+    def _dimension(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.writer() as con:
+            load = raw_load.load_dimension(con, warehouse.settings(), name)
+        context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s)")
+        return dg.MaterializeResult(
+            metadata={"snapshots": load.snapshots, "rows": dg.MetadataValue.int(load.rows),
+                      "latest_snapshot": load.latest_snapshot or ""}
+        )
+
+    return _dimension
+
+
+def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [build_raw_events_asset(partitions_def)] + [build_dimension_asset(n) for n in dimensions.DIMENSIONS]
+

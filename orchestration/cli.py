@@ -1,0 +1,151 @@
+"""The `leadron` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+from orchestration.settings import Settings, get_settings
+
+
+def _stage(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from orchestration.demo_data import generate
+
+    _stage(f"generate: about {args.events:,} events, {args.tenants} tenants, seed {args.seed} -> {args.out}")
+    result = generate(Path(args.out), events=args.events, tenants=args.tenants, seed=args.seed, end=args.end,
+                      days=args.days, progress=lambda m: _stage(f"  {m}"))
+    _stage(f"generate: {result.events:,} event lines, {result.leads:,} leads, {result.messages:,} messages "
+           f"in {result.seconds:.1f}s")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from orchestration.importer import import_folder, iter_messages
+
+    settings = get_settings()
+    _stage(f"import: {args.dir} -> {settings.landing_dir}")
+    started = time.perf_counter()
+    counts = {"landed": 0, "skipped": 0, "rejected": 0}
+
+    def progress(outcome) -> None:
+        counts[outcome.status] += 1
+        if outcome.status == "rejected" or outcome.kind == "dimension" or sum(counts.values()) % 50 == 0:
+            _stage(f"  {outcome.status:<8} {outcome.file} ({outcome.rows:,} rows) {outcome.detail if outcome.status == 'skipped' else ''}")
+
+    try:
+        report = import_folder(Path(args.dir), settings, progress=progress)
+    except FileNotFoundError as exc:
+        print(f"leadron import: {exc}", file=sys.stderr)
+        return 2
+    for line in iter_messages(report):
+        print(line, file=sys.stderr)
+    _stage(f"import: {counts['landed']} files landed ({report.events_landed:,} events), {counts['skipped']} skipped, "
+           f"{counts['rejected']} rejected in {time.perf_counter() - started:.1f}s")
+    return 0 if report.ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestration.runner import run_build
+
+    settings = get_settings()
+    _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
+    outcome = run_build(settings, partition=args.partition)
+    status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
+    _stage(f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
+           f"in {outcome.seconds:.1f}s")
+    return 0 if outcome.success else 1
+
+
+def _paths(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    return {**extra, "landing": str(settings.landing_dir), "warehouse": str(settings.warehouse_path),
+            "dagster home": str(settings.dagster_home)}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orchestration.summary import format_summary, read_summary
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    input_dir = settings.home / "demo-input"
+    args.out = str(input_dir)
+    steps = (cmd_generate, cmd_import, cmd_run)
+    for step in steps:
+        if not hasattr(args, "dir"):
+            args.dir = str(input_dir)
+        code = step(args)
+        if code:
+            return code
+    print(format_summary(read_summary(settings), _paths(settings, {"demo input": str(input_dir)})))
+    _stage(f"demo: done in {time.perf_counter() - started:.1f}s. `make dev` opens the Dagster UI on this warehouse.")
+    return 0
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return number
+
+
+def _add_generate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", type=_positive, default=1_000_000, help="about how many events (default 1,000,000)")
+    p.add_argument("--tenants", type=_positive, default=5, help="number of tenants, Zipf-sized (default 5)")
+    p.add_argument("--seed", type=int, default=7, help="random seed; same seed and --end, same files (default 7)")
+    p.add_argument("--end", type=_day, default=None, help="last day of data, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--days", type=_positive, default=365, help="days of history (default 365)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadron", description="Leadron Analytics: sales-engagement warehouse.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write a demo input folder", description="Write a deterministic demo dataset "
+                       "(events-*.jsonl plus the dimension CSV files) in the documented input format.")
+    p.add_argument("--out", required=True, help="folder to write")
+    _add_generate_options(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("import", help="validate and land an input folder", description="Validate every input file in "
+                       "DIR and land it in the landing zone. A file with a bad line is rejected whole and reported "
+                       "as file:line: field: reason. Files already landed are skipped.")
+    p.add_argument("dir", help="input folder (events*.jsonl[.gz], tenants.csv, teams.csv, users.csv, leads.csv, "
+                   "workflows.csv, workflow_steps.csv, messages.csv)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("run", help="build the warehouse through Dagster", description="Materialize every asset (raw "
+                       "loads, dbt models and tests) in-process with the build_warehouse job, for all days with "
+                       "landed events or one --partition day.")
+    p.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate + import + run + summary", description="Generate a demo dataset into "
+                       "$LEADRON_HOME/demo-input, import it, build the warehouse and print a summary.")
+    _add_generate_options(p)
+    p.set_defaults(func=cmd_demo, partition=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The dbt project as Dagster sees it: built in a cached factory, parsed only when stale.
+
+Nothing here runs at import time. `leadron_dbt_project()` parses the project (about
+5 s) only when its manifest is missing or older than a file under dbt_project/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import sys
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from orchestration.settings import PROJECT_ROOT, get_settings
+
+DBT_DIR = PROJECT_ROOT / "dbt_project"
+TARGET_DIR = DBT_DIR / "target"
+_FINGERPRINT = TARGET_DIR / "leadron_parse_fingerprint"
+
+
+def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of every file dbt parses: models, macros, seeds, tests and dbt_project.yml."""
+    digest = hashlib.sha256()
+    files = [root / "dbt_project.yml", *sorted(
+        p for p in (root / "dbt_project").rglob("*")
+        if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
+        and "target" not in p.relative_to(root / "dbt_project").parts[:1]
+    )]
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def dbt_executable() -> str:
+    # The dbt installed beside this Python (the venv's), whether or not the venv is on PATH.
+    return str(Path(sys.executable).parent / "dbt")
+
+
+def dbt_cli(project: DbtProject) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, target=get_settings().dbt_target, dbt_executable=dbt_executable())
+
+
+@cache
+def leadron_dbt_project() -> DbtProject:
+    project = DbtProject(
+        project_dir=PROJECT_ROOT,
+        profiles_dir=DBT_DIR,
+        target_path=TARGET_DIR.relative_to(PROJECT_ROOT),
+        target=get_settings().dbt_target,
+    )
+    fingerprint = source_fingerprint()
+    stale = not project.manifest_path.exists() or not _FINGERPRINT.exists() or _FINGERPRINT.read_text() != fingerprint
+    if stale:
+        dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()  # -> manifest.json
+        _FINGERPRINT.write_text(fingerprint)
+    return project

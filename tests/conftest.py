@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated LEADRON_HOME per test and real pipeline builds."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.settings import Settings, get_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME")
+
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+
+def use_home(mp: pytest.MonkeyPatch, home: Path) -> Settings:
+    for var in _HOME_VARS:
+        mp.delenv(var, raising=False)
+    mp.setenv("LEADRON_HOME", str(home))
+    return get_settings()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at an empty LEADRON_HOME under tmp_path."""
+    return use_home(monkeypatch, tmp_path / "leadron_home")
+
+
+def build(settings: Settings, partition=None):
+    """A real in-process build of every asset (raw loads + dbt build) with an ephemeral instance."""
+    from orchestration.runner import run_build
+
+    outcome = run_build(settings, partition=partition, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
+    assert outcome.success, f"build failed at {outcome.failed_steps}"
+    assert not outcome.failed_checks, outcome.failed_checks
+    return outcome
+
+
+def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def query_dicts(settings: Settings, sql: str, params: list | None = None) -> list[dict]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+@pytest.fixture(scope="session")
+def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
+    """A warehouse built from a small generated dataset, shared by the tests that only read it."""
+    from datetime import date
+
+    from orchestration.demo_data import generate
+    from orchestration.importer import import_folder
+
+    root = tmp_path_factory.mktemp("generated")
+    with pytest.MonkeyPatch.context() as mp:
+        settings = use_home(mp, root / "home")
+        input_dir = root / "input"
+        generate(input_dir, events=30_000, tenants=3, seed=11, end=date(2026, 3, 31), days=90)
+        report = import_folder(input_dir, settings)
+        assert report.ok
+        build(settings)
+        yield settings, input_dir
+    os.environ.pop("DAGSTER_HOME", None)
