@@ -147,7 +147,11 @@ def generate(
     weights = _zipf_weights(tenants)
     n_leads_total = max(tenants * 40, int(events / 10.1))  # ~10.1 events per lead, measured on this generator
     leads_per_tenant = np.maximum(40, np.round(weights * n_leads_total).astype(int))
-    tz_offset = np.array([_utc_offset_hours(tz, end) for tz in tenant_df["timezone"]])
+    # UTC offset of each tenant on each day (daylight saving included), indexed by days since 1970-01-01.
+    first_day = int(start_ts // 86400) - 1
+    span = days + 200  # second sequences and step delays run past the window's start
+    offset_by_day = np.array([[_utc_offset_hours(tz, date.fromordinal(date(1970, 1, 1).toordinal() + first_day + d))
+                               for d in range(span)] for tz in tenant_df["timezone"]])
 
     team_rows, user_rows, wf_rows, step_rows = [], [], [], []
     tenant_users: list[np.ndarray] = []
@@ -219,8 +223,10 @@ def generate(
         day_offset = day_offset + STEP_DELAYS[s]
         weekday = (exe_start // 86400 + day_offset + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
         day_offset = day_offset + np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))  # no weekend sends
-        local_hour = rng.uniform(9, 17.5, n_exe) - tz_offset[exe_tenant]  # business hours, tenant time
-        send_ts = exe_start + day_offset * 86400 + local_hour * 3600 + rng.uniform(0, 60, n_exe)
+        send_day = (exe_start // 86400 + day_offset).astype(np.int64)
+        offset = offset_by_day[exe_tenant, np.clip(send_day - first_day, 0, span - 1)]
+        local_hour = rng.uniform(9, 17.5, n_exe) - offset  # business hours, tenant time
+        send_ts = send_day * 86400.0 + local_hour * 3600 + rng.uniform(0, 60, n_exe)
         sending = alive & (s < wf_steps_arr[exe_wf]) & (send_ts <= end_ts)
         idx = np.flatnonzero(sending)
         m = idx.size
@@ -367,6 +373,7 @@ def generate(
 def _write(out_dir, frame, messages, leads, lookups, team_rows, user_rows, wf_rows, step_rows, progress) -> list[Path]:
     con = duckdb.connect()
     con.execute("SET threads TO 1")  # one thread keeps line order, so a seed gives the same bytes
+    con.execute("SET enable_progress_bar = false")
     for name, df in lookups.items():
         con.register(name, df)
     con.register("ev", frame)

@@ -182,7 +182,10 @@ def discover(folder: Path) -> list[tuple[Path, str, str | None]]:
 EVENT_ROWS_PER_BATCH = 2_000_000  # landed together: one rename, one fsync pass
 
 
-def _validate(job: tuple[Path, str, str | None, Settings, datetime]) -> tuple[pa.Table | None, FileRejected | None]:
+def _validate(
+    job: tuple[Path, str, str | None, Settings, datetime],
+) -> tuple[pa.Table | None, tuple[list[LineError], int] | None]:
+    # Runs in a worker process: returns plain values (a custom exception would not unpickle).
     path, kind, name, settings, received_at = job
     try:
         if kind == "events":
@@ -190,7 +193,7 @@ def _validate(job: tuple[Path, str, str | None, Settings, datetime]) -> tuple[pa
             return table.append_column("source", pa.array([f"file:{path.name}"] * table.num_rows, pa.string())), None
         return read_dimension_file(path, name), None
     except FileRejected as exc:
-        return None, exc
+        return None, (exc.errors, exc.count)
 
 
 def import_folder(
@@ -236,8 +239,8 @@ def import_folder(
         results = pool.map(_validate, [(p, k, n, settings, received_at) for p, k, n, _ in jobs])
         for (path, kind, name, digest), (table, rejected) in zip(jobs, results):
             if rejected is not None:
-                _emit(report, progress, FileOutcome(path.name, kind, "rejected", errors=rejected.errors,
-                                                    error_count=rejected.count))
+                _emit(report, progress, FileOutcome(path.name, kind, "rejected", errors=rejected[0],
+                                                    error_count=rejected[1]))
             elif kind == "dimension":
                 landed_path = landing.land_dimension(settings, name, table)
                 landing.record_landed(settings, [(digest, path.name, kind, table.num_rows, landed_path)])
