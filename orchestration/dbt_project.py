@@ -14,7 +14,7 @@ import sys
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.settings import PROJECT_ROOT, get_settings
+from orchestration.settings import PROJECT_ROOT, dbt_env, exported, get_settings
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 TARGET_DIR = DBT_DIR / "target"
@@ -55,6 +55,7 @@ def leadron_dbt_project() -> DbtProject:
     fingerprint = source_fingerprint()
     stale = not project.manifest_path.exists() or not _FINGERPRINT.exists() or _FINGERPRINT.read_text() != fingerprint
     if stale:
-        dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()  # -> manifest.json
+        with exported(dbt_env(get_settings())):  # the profile the runs will use, so partial parse holds
+            dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()  # -> manifest.json
         _FINGERPRINT.write_text(fingerprint)
     return project

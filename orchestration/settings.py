@@ -8,6 +8,8 @@ Every variable is listed in `.env.example` and in the README.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -67,3 +69,18 @@ def get_settings() -> Settings:
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment a dbt subprocess needs: the warehouse path its profile reads."""
     return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path)}
+
+
+@contextmanager
+def exported(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for subprocesses started inside the block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

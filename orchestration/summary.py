@@ -53,7 +53,7 @@ def format_summary(summary: Summary, paths: dict[str, str]) -> str:
 
     lines = ["", "Events by type (after deduplication)", f"  {'event_type':<16}{'events':>12}{'bots':>10}"]
     lines += [f"  {t:<16}{n:>12,}{b:>10,}" for t, n, b in summary.events_by_type]
-    lines += ["", f"Email KPIs, last 7 send days, largest tenant: {summary.tenant}",
+    lines += ["", f"Email KPIs by send day, last 7 days, largest tenant: {summary.tenant}",
               f"  {'send_date':<12}{'sent':>8}{'delivered':>11}{'open':>8}{'click':>8}{'reply':>8}{'bounce':>8}"]
     lines += [f"  {d!s:<12}{s:>8,}{dl:>11,}{pct(o):>8}{pct(c):>8}{pct(r):>8}{pct(b):>8}"
               for d, s, dl, o, c, r, b in summary.kpis]

@@ -1,16 +1,14 @@
 """dbt models as Dagster assets; dbt tests as asset checks; sources linked to raw assets."""
 
 
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import writer_lock
-from orchestration.settings import dbt_env, get_settings
+from orchestration.settings import dbt_env, exported, get_settings
 
 
 class LeadronDbtTranslator(DagsterDbtTranslator):
@@ -36,20 +34,6 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "models"
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def dbt_build_args(select: str | None = None, full_refresh: bool = False) -> list[str]:
     """The dbt command an asset run issues (pure, so it is unit-tested)."""
     args = ["build"]
@@ -70,7 +54,8 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         settings = get_settings()
         # dbt runs as a subprocess that inherits the environment: hand it the warehouse path
         # this process resolved, and put the environment back afterwards.
-        with writer_lock(settings), environment(dbt_env(settings)):
-            yield from dbt.cli(dbt_build_args(), context=context).stream()
+        with writer_lock(settings), exported(dbt_env(settings)):
+            # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
+            yield from dbt.cli(dbt_build_args(), context=context, target_path=project.target_path).stream()
 
     return dbt_models
