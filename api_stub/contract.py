@@ -34,20 +34,16 @@ EVENT_TYPES = tuple(t.value for t in EventType)
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 
 
-def _to_utc_naive(value: datetime) -> datetime:
+def _utc_not_far_future(value: datetime) -> datetime:
     # A timestamp without an offset is taken as UTC (documented in the README).
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def _not_far_future(value: datetime) -> datetime:
     if value > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
         raise ValueError("timestamp is more than 24 hours in the future")
     return value
 
 
-UtcTimestamp = Annotated[datetime, AfterValidator(_to_utc_naive), AfterValidator(_not_far_future)]
+UtcTimestamp = Annotated[datetime, AfterValidator(_utc_not_far_future)]
 
 
 class EventIn(BaseModel):

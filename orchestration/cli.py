@@ -89,6 +89,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api_stub.server import serve
+
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
+def _keystore():
+    from api_stub.keystore import KeyStore
+
+    return KeyStore(get_settings().api_keys_path)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    try:
+        key, record = _keystore().create(args.tenant, tuple(s.strip() for s in args.scopes.split(",") if s.strip()))
+    except ValueError as exc:
+        print(f"leadron keys create: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"key id {record.key_id} for tenant {record.tenant_id}, scopes {','.join(record.scopes)}. "
+          "Store the key now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = _keystore().list(args.tenant)
+    print(f"{'key_id':<10} {'tenant':<24} {'created_at':<26} {'revoked_at':<26} scopes")
+    for k in keys:
+        print(f"{k.key_id:<10} {k.tenant_id:<24} {k.created_at:<26} {k.revoked_at or '-':<26} {','.join(k.scopes)}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    if _keystore().revoke(args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"leadron keys revoke: no active key with id {args.key_id!r}", file=sys.stderr)
+    return 1
+
+
+def cmd_keys_webhook_url(args: argparse.Namespace) -> int:
+    from api_stub.tracking import webhook_token
+
+    token = webhook_token(get_settings().secret(), args.tenant, args.provider)
+    print(f"{args.base_url.rstrip('/')}/v1/analytics/webhooks/{args.provider}/{token}")
+    return 0
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -138,6 +187,33 @@ def build_parser() -> argparse.ArgumentParser:
                        "$LEADRON_HOME/demo-input, import it, build the warehouse and print a summary.")
     _add_generate_options(p)
     p.set_defaults(func=cmd_demo, partition=None)
+
+    p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive, default=1, help="server processes (default 1)")
+    p.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    p = ksub.add_parser("create", help="create a key (printed once)", description="Create an API key for a tenant; "
+                        "the key is printed once on stdout and only its hash is stored.")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--scopes", default="events:write,analytics:read,reports:write,exports:write",
+                   help="comma-separated scopes (default: all)")
+    p.set_defaults(func=cmd_keys_create)
+    p = ksub.add_parser("list", help="list keys (ids, never the keys)", description="List API keys by id.")
+    p.add_argument("--tenant", default=None)
+    p.set_defaults(func=cmd_keys_list)
+    p = ksub.add_parser("revoke", help="revoke a key by id", description="Revoke an API key by its id.")
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_keys_revoke)
+    p = ksub.add_parser("webhook-url", help="signed webhook URL for a mail provider",
+                        description="Print the URL to configure in SendGrid or Mailgun for a tenant.")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--provider", choices=["sendgrid", "mailgun"], required=True)
+    p.add_argument("--base-url", default="http://127.0.0.1:8000")
+    p.set_defaults(func=cmd_keys_webhook_url)
     return parser
 
 

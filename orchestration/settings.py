@@ -31,6 +31,13 @@ class Settings:
     partition_start: date
     dbt_target: str
     writer_lock_timeout_s: float
+    api_rate_per_s: float
+    api_rate_burst: float
+    api_max_body_bytes: int
+    api_seal_interval_s: float
+    api_secret: str | None
+    mailgun_signing_key: str | None
+    log_level: str
 
     @property
     def events_landing_dir(self) -> Path:
@@ -48,6 +55,33 @@ class Settings:
     def writer_lock_path(self) -> Path:
         return self.home / "warehouse.lock"
 
+    @property
+    def api_dir(self) -> Path:
+        return self.home / "api"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_dir / "keys.sqlite"
+
+    @property
+    def api_events_path(self) -> Path:
+        # Part of the landing zone: the API's durable log, sealed into landing batches.
+        return self.landing_dir / "api" / "events.sqlite"
+
+    def secret(self) -> bytes:
+        """HMAC key for tracking and webhook tokens: LEADRON_API_SECRET, else one generated once under api/."""
+        if self.api_secret:
+            return self.api_secret.encode()
+        path = self.api_dir / "secret"
+        if not path.exists():
+            import secrets
+
+            self.api_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
     def ensure_dirs(self) -> None:
         for path in (self.home, self.events_landing_dir, self.dimensions_landing_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
@@ -63,6 +97,13 @@ def get_settings() -> Settings:
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
         writer_lock_timeout_s=float(_env("LEADRON_WRITER_LOCK_TIMEOUT", "900")),
+        api_rate_per_s=float(_env("LEADRON_RATE_LIMIT", "1000")),
+        api_rate_burst=float(_env("LEADRON_RATE_BURST", "2000")),
+        api_max_body_bytes=int(_env("LEADRON_MAX_BODY_BYTES", str(1024 * 1024))),
+        api_seal_interval_s=float(_env("LEADRON_SEAL_INTERVAL", "5")),
+        api_secret=os.environ.get("LEADRON_API_SECRET") or None,
+        mailgun_signing_key=os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
+        log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),
     )
 
 

@@ -1,0 +1,67 @@
+"""The platform's response envelope, for successes and errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+VERSION = "v1"
+
+ERROR_CODES = {
+    400: "MALFORMED_JSON",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "IDEMPOTENCY_CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "UNAVAILABLE",
+}
+
+
+def iso_ms(value: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as in the seed: 2026-02-09T10:30:00.000Z."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def meta(request_id: str | None) -> dict[str, str]:
+    out = {"timestamp": iso_ms(datetime.now(UTC)), "version": VERSION}
+    if request_id:
+        out["requestId"] = request_id
+    return out
+
+
+def success_body(status: int, message: str, data: Any, request_id: str | None, **extra: Any) -> bytes:
+    return orjson.dumps({"success": True, "status": status, "message": message, "data": data,
+                         **extra, "meta": meta(request_id)})
+
+
+def error_body(status: int, message: str, details: list[dict[str, str]] | None, request_id: str | None,
+               code: str | None = None) -> bytes:
+    return orjson.dumps({
+        "success": False, "status": status, "message": message,
+        "error": {"code": code or ERROR_CODES.get(status, "ERROR"), "details": details or []},
+        "meta": meta(request_id),
+    })
+
+
+def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class ApiError(Exception):
+    """Raised anywhere in a handler; rendered as the error envelope."""
+
+    def __init__(self, status: int, message: str, details: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.details, self.headers, self.code = status, message, details, headers, code

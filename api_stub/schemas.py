@@ -1,0 +1,136 @@
+"""Request and response shapes for the OpenAPI document (the handlers write bytes directly)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api_stub.contract import EventIn, Id
+
+MAX_BATCH = 1000
+
+
+class ApiEventIn(EventIn):
+    """The seed's body plus optional fields. `tenantId`, if sent, must be the API key's tenant."""
+
+    tenantId: Id | None = None
+
+
+class BatchIn(BaseModel):
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH,
+                                         description="Up to 1,000 events (each the body of POST /events)")
+
+
+class ValidBatchIn(BaseModel):
+    """The fast path: the whole batch validated in one call; used when every event is valid."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[ApiEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Meta(BaseModel):
+    timestamp: str
+    version: Literal["v1"]
+    requestId: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    issue: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    details: list[ErrorDetail]
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False]
+    status: int
+    message: str
+    error: ErrorInfo
+    meta: Meta
+
+
+class EventData(BaseModel):
+    id: str
+    tenantId: str
+    type: str
+    leadId: str | None
+    messageId: str | None
+    workflowExecutionId: str | None
+    timestamp: str = Field(description="ISO 8601 UTC with milliseconds, e.g. 2026-02-09T10:30:00.000Z")
+
+
+class EventEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: EventData
+    meta: Meta
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    id: str | None = None
+    errors: list[ErrorDetail] = []
+
+
+class BatchData(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+class BatchEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: BatchData
+    meta: Meta
+
+
+class StatusData(BaseModel):
+    messageId: str | None = None
+    workflowExecutionId: str | None = None
+    sent: bool
+    opened: bool
+    clicked: bool
+    replied: bool
+    bounced: bool
+    firstOpenedAt: str | None
+    firstClickedAt: str | None
+    firstRepliedAt: str | None
+    bouncedAt: str | None
+    events: dict[str, int]
+
+
+class StatusEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: StatusData
+    meta: Meta
+
+
+class WebhookSkip(BaseModel):
+    index: int
+    reason: str
+
+
+class WebhookData(BaseModel):
+    accepted: int
+    duplicates: int
+    skipped: list[WebhookSkip]
+    rejected: list[BatchItemResult]
+
+
+class WebhookEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: WebhookData
+    meta: Meta

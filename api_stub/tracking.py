@@ -1,0 +1,56 @@
+"""Signed, tamper-evident tokens for open pixels, click redirects and webhook URLs.
+
+token = base64url(JSON payload) "." base64url(HMAC-SHA256(secret, kind + "." + payload)).
+The kind is part of what is signed, so a pixel token cannot be used as a click or webhook token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+OPEN, CLICK, WEBHOOK = "open", "click", "webhook"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(secret: bytes, kind: str, payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(secret, f"{kind}.{body}".encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def verify(secret: bytes, kind: str, token: str) -> dict[str, Any] | None:
+    """The payload if the token is intact and of this kind, else None."""
+    try:
+        body, mac = token.split(".")
+        expected = hmac.new(secret, f"{kind}.{body}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(mac)):
+            return None
+        payload = json.loads(_unb64(body))
+    except (ValueError, UnicodeDecodeError, json.JSONDecodeError, base64.binascii.Error):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def open_token(secret: bytes, tenant_id: str, lead_id: str | None, message_id: str,
+               execution_id: str | None = None) -> str:
+    return sign(secret, OPEN, {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id})
+
+
+def click_token(secret: bytes, tenant_id: str, lead_id: str | None, message_id: str, url: str,
+                execution_id: str | None = None) -> str:
+    return sign(secret, CLICK, {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id, "u": url})
+
+
+def webhook_token(secret: bytes, tenant_id: str, provider: str) -> str:
+    return sign(secret, WEBHOOK, {"t": tenant_id, "p": provider})
