@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import hashlib
 import logging
+import re
 from collections import Counter
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import ValidationError
@@ -27,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from api_stub import tracking, webhooks
 from api_stub.contract import describe_errors, landing_row
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
-from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, Submission, from_micros
+from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, Submission
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.ratelimit import RateLimiter
@@ -98,6 +100,13 @@ class Api:
                            [{"field": "X-API-Key", "issue": f"needs {scope}"}], headers=headers)
         return key, headers
 
+    def too_old(self, row: dict[str, Any], field: str = "timestamp") -> dict[str, str] | None:
+        """Events before the first daily partition could never be loaded: refuse them (as import does)."""
+        start = self.settings.partition_start
+        if row["event_date"] < start:
+            return {"field": field, "issue": f"before the first partition day LEADRON_PARTITION_START={start}"}
+        return None
+
     async def commit(self, submission: Submission):
         return await asyncio.wrap_future(self.store.submit(submission))
 
@@ -114,6 +123,8 @@ class Api:
                            [{"field": "tenantId", "issue": "must be the API key's tenant or omitted"}])
         body_hash = _body_hash(event)
         row = landing_row(event, key.tenant_id, _now()) | {"source": "api", "source_line": 1}
+        if issue := self.too_old(row):
+            raise ApiError(422, "Validation failed", [issue])
 
         def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
             outcome = outcomes[0]
@@ -131,11 +142,18 @@ class Api:
         return committed.status, committed.body, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")  # visible ASCII, as in the OpenAPI document
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY.pattern,
+                                                  description="Retry safely: the same key and body replay the "
+                                                              "first response; another body gets 409.")]
+
+
 def _idempotency(key: ApiKey, route: str, header: str | None, request_hash: str) -> IdempotencyRecord | None:
     if header is None:
         return None
-    if not 1 <= len(header) <= 255 or not header.isprintable():
-        raise ApiError(422, "Invalid Idempotency-Key", [{"field": "Idempotency-Key", "issue": "1-255 printable characters"}])
+    if not IDEMPOTENCY_KEY.match(header):
+        raise ApiError(422, "Invalid Idempotency-Key",
+                       [{"field": "Idempotency-Key", "issue": "1-255 visible ASCII characters"}])
     return IdempotencyRecord(key.tenant_id, route, header, request_hash)
 
 
@@ -192,7 +210,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-        return json_response(exc.status_code, error_body(exc.status_code, message, [], request_id(request)))
+        # Keep Starlette's headers (e.g. Allow on 405).
+        return json_response(exc.status_code, error_body(exc.status_code, message, [], request_id(request)),
+                             dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -210,7 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "schema": {"$ref": "#/components/schemas/ApiEventIn"}}}}})
     async def ingest_event(
         request: Request, key: ApiKey = events_write,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: IdempotencyHeader = None,
     ) -> Response:
         status, body, extra = await state.ingest_one(
             key, request.headers.get("content-type", ""), await request.body(), idempotency_key, request_id(request))
@@ -219,25 +239,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(f"{PREFIX}/events/batch", status_code=201, tags=["events"], summary="Ingest a batch of events",
               responses={201: {"model": BatchEnvelope}, 207: {"model": BatchEnvelope}, **ERRORS},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": {"$ref": "#/components/schemas/BatchIn"}}}}})
+                  "schema": {"$ref": "#/components/schemas/ValidBatchIn"}}}}})
     async def ingest_batch(
         request: Request, key: ApiKey = events_write,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: IdempotencyHeader = None,
     ) -> Response:
         _require_json(request.headers.get("content-type", ""))
         raw = await request.body()
         received = _now()
         items, results = validate_batch(raw)
+        total = len(items) + len(results)
         rows: list[tuple[dict[str, Any], str]] = []
         positions: list[int] = []  # index in the batch of each row
         for index, event in items:
             if event.tenantId is not None and event.tenantId != key.tenant_id:
                 raise ApiError(403, "tenantId does not match the API key's tenant",
                                [{"field": f"events.{index}.tenantId", "issue": "must be the API key's tenant or omitted"}])
-            rows.append((landing_row(event, key.tenant_id, received) | {"source": "api", "source_line": index + 1},
-                         _body_hash(event)))
+            row = landing_row(event, key.tenant_id, received) | {"source": "api", "source_line": index + 1}
+            if issue := state.too_old(row):
+                results[index] = {"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]}
+                continue
+            rows.append((row, _body_hash(event)))
             positions.append(index)
-        total = len(items) + len(results)
         rid = request_id(request)
 
         def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
@@ -272,21 +295,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   {"Idempotent-Replayed": "true"} if committed.replayed else None)
 
     # ---- status for workflow conditions ----------------------------------------------------------
-    @app.get(f"{PREFIX}/events/status", tags=["events"], summary="Has a message (or execution) been opened, "
-             "clicked or replied to?", responses={200: {"model": StatusEnvelope}, **ERRORS})
-    async def event_status(
-        request: Request, key: ApiKey = analytics_read,
-        messageId: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-        workflowExecutionId: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    ) -> Response:
-        if (messageId is None) == (workflowExecutionId is None):
-            raise ApiError(422, "Give exactly one of messageId or workflowExecutionId",
-                           [{"field": "messageId", "issue": "exactly one of messageId, workflowExecutionId"}])
-        column, value = ("message_id", messageId) if messageId else ("workflow_execution_id", workflowExecutionId)
+    async def status_of(request: Request, key: ApiKey, column: str, value: str) -> Response:
         events = await asyncio.to_thread(state.store.events_for, key.tenant_id, column, value)
-        data = {"messageId": messageId, "workflowExecutionId": workflowExecutionId} | summarize_status(
-            events, state.scanners)
+        data = {"messageId": value if column == "message_id" else None,
+                "workflowExecutionId": value if column == "workflow_execution_id" else None}
+        data |= summarize_status(events, state.scanners)
         return ok(request, 200, success_body(200, "Event status", data, request_id(request)))
+
+    @app.get(f"{PREFIX}/events/status", tags=["events"], summary="Has a message been opened, clicked or replied to?",
+             description="For workflow conditions: answers from events ingested through this API, within a second "
+                         "of their ingest, without waiting for a pipeline run. Opens and clicks are human only.",
+             responses={200: {"model": StatusEnvelope}, **ERRORS})
+    async def message_status(
+        request: Request, messageId: Annotated[str, Query(min_length=1, max_length=128)], key: ApiKey = analytics_read,
+    ) -> Response:
+        return await status_of(request, key, "message_id", messageId)
+
+    @app.get(f"{PREFIX}/workflow-executions/{{workflowExecutionId}}/status", tags=["events"],
+             summary="Has any message of a workflow execution been opened, clicked or replied to?",
+             responses={200: {"model": StatusEnvelope}, **ERRORS})
+    async def execution_status(
+        request: Request, workflowExecutionId: Annotated[str, Path(min_length=1, max_length=128)],
+        key: ApiKey = analytics_read,
+    ) -> Response:
+        return await status_of(request, key, "workflow_execution_id", workflowExecutionId)
 
     # ---- tracking: open pixel and click redirect ---------------------------------------------------
     async def land_tracked(payload: dict[str, Any], body: dict[str, Any], request: Request) -> None:
@@ -340,13 +372,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 skipped.append({"index": index, "reason": reason})
                 continue
             try:
-                event = ApiEventIn.model_validate_json(orjson.dumps(body))
+                event = ApiEventIn.model_validate_json(json.dumps(body))
             except ValidationError as exc:
                 rejected.append({"index": index, "status": "rejected", "id": body.get("eventId"),
                                  "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]})
                 continue
-            rows.append((landing_row(event, tenant, received) | {"source": "webhook", "source_line": index + 1},
-                         _body_hash(event)))
+            row = landing_row(event, tenant, received) | {"source": "webhook", "source_line": index + 1}
+            if issue := state.too_old(row):
+                rejected.append({"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]})
+                continue
+            rows.append((row, _body_hash(event)))
             positions.append(index)
         committed = await state.commit(Submission(rows)) if rows else None
         outcomes = committed.outcomes if committed else []
@@ -405,7 +440,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ApiEventIn, BatchIn):
+        for model in (ApiEventIn, ValidBatchIn):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(definition.pop("$defs", {}))
             components[model.__name__] = definition
@@ -477,7 +512,8 @@ def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, 
     items, results = [], {}
     for index, item in enumerate(batch.events):
         try:
-            items.append((index, ApiEventIn.model_validate_json(orjson.dumps(item))))
+            # json (not orjson): the slow path must also take what orjson cannot encode (e.g. huge integers).
+            items.append((index, ApiEventIn.model_validate_json(json.dumps(item))))
         except ValidationError as exc:
             results[index] = {"index": index, "status": "rejected", "id": None,
                               "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]}
@@ -486,7 +522,6 @@ def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, 
 
 def summarize_status(events: list[dict[str, Any]], scanners: list[str]) -> dict[str, Any]:
     """Human opens and clicks (METRICS.md bot rules), replies and bounces of the given events."""
-    events = [e | {"occurred_at": from_micros(e["occurred_at"])} for e in events]
     sent_at: dict[str, datetime] = {}
     for e in events:
         if e["event_type"] == "email_sent" and e["message_id"]:

@@ -7,12 +7,12 @@ strings are bounded, and timestamps are normalised to naive UTC.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_FUTURE = timedelta(hours=24)
@@ -72,7 +72,13 @@ class EventIn(BaseModel):
     @field_validator("properties")
     @classmethod
     def _properties_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_PROPERTIES_BYTES:
+        if value is None:
+            return value
+        try:
+            encoded = orjson.dumps(value)
+        except TypeError:
+            raise ValueError("properties must hold JSON values with integers within 64 bits") from None
+        if len(encoded) > MAX_PROPERTIES_BYTES:
             raise ValueError(f"properties is larger than {MAX_PROPERTIES_BYTES} bytes")
         return value
 
@@ -112,7 +118,7 @@ def landing_row(event: EventIn, tenant_id: str, received_at: datetime) -> dict[s
         "ip": str(event.ip) if event.ip is not None else None,
         "is_bot": event.isBot,
         "sentiment": event.sentiment,
-        "properties": json.dumps(event.properties, separators=(",", ":")) if event.properties is not None else None,
+        "properties": orjson.dumps(event.properties).decode() if event.properties is not None else None,
         "received_at": received_at,
         "event_date": occurred_at.date(),
     }

@@ -18,6 +18,7 @@ class ApiEventIn(EventIn):
 
 
 class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH,
                                          description="Up to 1,000 events (each the body of POST /events)")
 

@@ -34,6 +34,13 @@ def _ts(seconds: Any) -> str | None:
         return None
 
 
+def provider_event_id(prefix: str, raw: Any) -> dict[str, str]:
+    """A provider's event id as our eventId (hashed: e.g. SendGrid's are base64 with '=' and '/')."""
+    if not raw:
+        return {}
+    return {"eventId": f"{prefix}_{hashlib.sha256(str(raw).encode()).hexdigest()[:32]}"}
+
+
 def _ids(source: dict[str, Any]) -> dict[str, str]:
     return {k: source[k] for k in IDS if isinstance(source.get(k), str) and source[k]}
 
@@ -48,7 +55,7 @@ def sendgrid_events(payload: Any) -> list[tuple[dict[str, Any] | None, str]]:
             out.append((None, "event is not an object"))
             continue
         kind = item.get("event")
-        body: dict[str, Any] = {"eventId": f"sg_{item.get('sg_event_id')}"} if item.get("sg_event_id") else {}
+        body: dict[str, Any] = provider_event_id("sg", item.get("sg_event_id"))
         if kind == "open":
             body |= {"eventType": "email_open", "isBot": bool(item.get("sg_machine_open", False))}
         elif kind == "click":
@@ -87,7 +94,7 @@ def mailgun_event(payload: Any) -> tuple[dict[str, Any] | None, str]:
         return None, "Mailgun posts an object with event-data"
     data = payload["event-data"]
     kind = data.get("event")
-    body: dict[str, Any] = {"eventId": f"mg_{data['id']}"} if data.get("id") else {}
+    body: dict[str, Any] = provider_event_id("mg", data.get("id"))
     client = data.get("client-info") if isinstance(data.get("client-info"), dict) else {}
     if kind == "opened":
         body |= {"eventType": "email_open", "isBot": bool(client.get("bot"))}
