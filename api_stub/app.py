@@ -64,8 +64,9 @@ def _event_data(row: dict[str, Any]) -> dict[str, Any]:
             "workflowExecutionId": row["workflow_execution_id"], "timestamp": iso_ms(row["occurred_at"])}
 
 
-def _body_hash(event: ApiEventIn) -> str:
-    return hashlib.sha256(event.model_dump_json(exclude={"tenantId"}).encode()).hexdigest()
+def _body_hash(event: ApiEventIn) -> bytes:
+    # 128 bits of SHA-256 of the validated event: tells a retry (same body) from a conflict.
+    return hashlib.sha256(event.model_dump_json(exclude={"tenantId"}).encode()).digest()[:16]
 
 
 def _now() -> datetime:
@@ -122,7 +123,7 @@ class Api:
             raise ApiError(403, "tenantId does not match the API key's tenant",
                            [{"field": "tenantId", "issue": "must be the API key's tenant or omitted"}])
         body_hash = _body_hash(event)
-        row = landing_row(event, key.tenant_id, _now()) | {"source": "api", "source_line": 1}
+        row = landing_row(event, key.tenant_id, _now(), "api", 1)
         if issue := self.too_old(row):
             raise ApiError(422, "Validation failed", [issue])
 
@@ -133,7 +134,7 @@ class Api:
                                        [{"field": "eventId", "issue": "already used with a different body"}], rid)
             return 201, success_body(201, "Event ingested", _event_data(outcome.row), rid)
 
-        idem = _idempotency(key, "events", idempotency_key, body_hash)
+        idem = _idempotency(key, "events", idempotency_key, body_hash.hex())
         committed = await self.commit(Submission([(row, body_hash)], idem, render))
         if committed.conflict:
             raise ApiError(409, "Idempotency-Key was already used with a different request",
@@ -249,13 +250,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         received = _now()
         items, results = validate_batch(raw)
         total = len(items) + len(results)
-        rows: list[tuple[dict[str, Any], str]] = []
+        rows: list[tuple[dict[str, Any], bytes]] = []
         positions: list[int] = []  # index in the batch of each row
         for index, event in items:
             if event.tenantId is not None and event.tenantId != key.tenant_id:
                 raise ApiError(403, "tenantId does not match the API key's tenant",
                                [{"field": f"events.{index}.tenantId", "issue": "must be the API key's tenant or omitted"}])
-            row = landing_row(event, key.tenant_id, received) | {"source": "api", "source_line": index + 1}
+            row = landing_row(event, key.tenant_id, received, "api", index + 1)
             if issue := state.too_old(row):
                 results[index] = {"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]}
                 continue
@@ -285,7 +286,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                 f"{counts['duplicate']} duplicate, {counts['rejected']} rejected",
                                         data, rid)
 
-        request_hash = hashlib.sha256(b"".join(h.encode() for _, h in rows) + orjson.dumps(sorted(results))).hexdigest()
+        request_hash = hashlib.sha256(b"".join(h for _, h in rows) + orjson.dumps(sorted(results))).hexdigest()
         idem = _idempotency(key, "events/batch", idempotency_key, request_hash)
         committed = await state.commit(Submission(rows, idem, render))
         if committed.conflict:
@@ -335,7 +336,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             event = ApiEventIn.model_validate_json(orjson.dumps({k: v for k, v in body.items() if v is not None}))
         except ValidationError as exc:
             raise ApiError(404, "Unknown tracking link", []) from exc
-        row = landing_row(event, payload["t"], _now()) | {"source": "tracking", "source_line": 1}
+        row = landing_row(event, payload["t"], _now(), "tracking", 1)
         await state.commit(Submission([(row, _body_hash(event))]))
 
     def tracked(kind: str, token: str) -> dict[str, Any]:
@@ -377,7 +378,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rejected.append({"index": index, "status": "rejected", "id": body.get("eventId"),
                                  "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]})
                 continue
-            row = landing_row(event, tenant, received) | {"source": "webhook", "source_line": index + 1}
+            row = landing_row(event, tenant, received, "webhook", index + 1)
             if issue := state.too_old(row):
                 rejected.append({"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]})
                 continue

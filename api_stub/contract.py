@@ -7,6 +7,7 @@ strings are bounded, and timestamps are normalised to naive UTC.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
@@ -34,11 +35,15 @@ EVENT_TYPES = tuple(t.value for t in EventType)
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _utc_not_far_future(value: datetime) -> datetime:
     # A timestamp without an offset is taken as UTC (documented in the README).
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    if value > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
+    offset = value.utcoffset()
+    if offset is not None:
+        value = value.replace(tzinfo=None) - offset
+    if (value - _EPOCH).total_seconds() > time.time() + MAX_FUTURE.total_seconds():
         raise ValueError("timestamp is more than 24 hours in the future")
     return value
 
@@ -97,7 +102,8 @@ def event_id_for(tenant_id: str, event: EventIn) -> str:
     return "evt_" + hashlib.sha256(f"{tenant_id}\x1f{body}".encode()).hexdigest()[:24]
 
 
-def landing_row(event: EventIn, tenant_id: str, received_at: datetime) -> dict[str, Any]:
+def landing_row(event: EventIn, tenant_id: str, received_at: datetime, source: str | None = None,
+                source_line: int | None = None) -> dict[str, Any]:
     """The landing zone's row for a valid event (column names of `raw.events`)."""
     occurred_at = event.timestamp or received_at
     return {
@@ -121,6 +127,8 @@ def landing_row(event: EventIn, tenant_id: str, received_at: datetime) -> dict[s
         "properties": orjson.dumps(event.properties).decode() if event.properties is not None else None,
         "received_at": received_at,
         "event_date": occurred_at.date(),
+        "source": source,
+        "source_line": source_line,
     }
 
 

@@ -111,11 +111,10 @@ def read_event_file(path: Path, settings: Settings, received_at: datetime) -> pa
                     for detail in describe_errors(exc):
                         errors.add(number, detail["field"], detail["issue"])
                     continue
-                row = landing_row(event, event.tenantId, received_at)
+                row = landing_row(event, event.tenantId, received_at, source_line=number)
                 if row["event_date"] < start:
                     errors.add(number, "timestamp", f"before the first partition day LEADRON_PARTITION_START={start}")
                     continue
-                row["source_line"] = number
                 rows.append(row)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         errors.add(0, "file", f"cannot be read: {exc}")

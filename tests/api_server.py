@@ -28,6 +28,7 @@ class Server:
     home: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    workers: int = 1
     proc: subprocess.Popen | None = None
 
     @property
@@ -39,7 +40,8 @@ class Server:
         for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
             env.pop(var, None)
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "serve", "--port", str(self.port),
+                                      "--workers", str(self.workers)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
