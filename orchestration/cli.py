@@ -33,12 +33,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = get_settings()
     _stage(f"import: {args.dir} -> {settings.landing_dir}")
     started = time.perf_counter()
-    counts = {"landed": 0, "skipped": 0, "rejected": 0}
+    counts = {"landed": 0, "skipped": 0, "rejected": 0, "validated": 0}
 
     def progress(outcome) -> None:
         counts[outcome.status] += 1
-        if outcome.status == "rejected" or outcome.kind == "dimension" or sum(counts.values()) % 50 == 0:
-            _stage(f"  {outcome.status:<8} {outcome.file} ({outcome.rows:,} rows) {outcome.detail if outcome.status == 'skipped' else ''}")
+        if outcome.status == "validated":  # event files are landed together once validated
+            if counts["validated"] % 50 == 0:
+                _stage(f"  validated {counts['validated']} event files")
+            return
+        if outcome.status == "rejected" or outcome.kind == "dimension" or counts[outcome.status] % 100 == 0:
+            detail = outcome.detail if outcome.status == "skipped" else ""
+            _stage(f"  {outcome.status:<8} {outcome.file} ({outcome.rows:,} rows) {detail}")
 
     try:
         report = import_folder(Path(args.dir), settings, progress=progress)
@@ -57,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
-    outcome = run_build(settings, partition=args.partition)
+    outcome = run_build(settings, partition=args.partition, progress=_stage)
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
     _stage(f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
            f"in {outcome.seconds:.1f}s")

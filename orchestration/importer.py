@@ -245,6 +245,7 @@ def import_folder(
                 landing.record_landed(settings, [(digest, path.name, kind, table.num_rows, landed_path)])
                 _emit(report, progress, FileOutcome(path.name, kind, "landed", rows=table.num_rows, detail=str(landed_path)))
             else:
+                progress(FileOutcome(path.name, kind, "validated", rows=table.num_rows))
                 pending.append((FileOutcome(path.name, kind, "landed", rows=table.num_rows), digest, table))
                 if sum(t.num_rows for _, _, t in pending) >= EVENT_ROWS_PER_BATCH:
                     flush()

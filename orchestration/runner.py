@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -60,14 +61,18 @@ def run_build(
     instance: dg.DagsterInstance | None = None,
     defs: dg.Definitions | None = None,
     log_level: str = "INFO",
+    progress: Callable[[str], None] = lambda message: None,
 ) -> RunOutcome:
     from orchestration.definitions import build_definitions  # parses dbt only when stale
 
     started = time.perf_counter()
+    progress("  loading definitions (dbt manifest is parsed only when dbt_project/ changed)")
     defs = defs or build_definitions()
     instance = instance or instance_for(settings)
     first, last = partition_window(settings, partition)
     job = defs.resolve_job_def(BUILD_JOB)
+    progress(f"  launching {BUILD_JOB} for event days {first}..{last} "
+             f"({len(defs.resolve_asset_graph().get_all_asset_keys())} assets)")
     result = job.execute_in_process(
         instance=instance,
         tags=range_tags(first, last),

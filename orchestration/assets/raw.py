@@ -30,6 +30,7 @@ def build_raw_events_asset(partitions_def: dg.PartitionsDefinition) -> dg.Assets
     def raw_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         window = context.partition_time_window
         start, end = window.start.date(), window.end.date()
+        context.log.info(f"loading landed events of {start}..{end - timedelta(days=1)} into raw.events")
         with warehouse.writer() as con:
             load = raw_load.load_events(con, warehouse.settings(), start, end)
         context.log.info(
