@@ -36,47 +36,14 @@ by_message_id as (
 
 by_execution as (
 
-    select tenant_id, event_id, attributed_message_id
-    from (
-        select
-            r.tenant_id,
-            r.event_id,
-            s.message_id as attributed_message_id,
-            row_number() over (
-                partition by r.tenant_id, r.event_id
-                order by s.sent_at desc, s.message_id desc
-            ) as candidate_rank
-        from replies as r
-        inner join sends as s
-            on r.tenant_id = s.tenant_id
-            and r.lead_id = s.lead_id
-            and r.workflow_execution_id = s.workflow_execution_id
-            and s.sent_at < r.occurred_at
-    ) as candidates
-    where candidate_rank = 1
+    {{ latest_send_before_reply('replies', 'sends', 'r.workflow_execution_id = s.workflow_execution_id') }}
 
 ),
 
 by_lead_recent_send as (
 
-    select tenant_id, event_id, attributed_message_id
-    from (
-        select
-            r.tenant_id,
-            r.event_id,
-            s.message_id as attributed_message_id,
-            row_number() over (
-                partition by r.tenant_id, r.event_id
-                order by s.sent_at desc, s.message_id desc
-            ) as candidate_rank
-        from replies as r
-        inner join sends as s
-            on r.tenant_id = s.tenant_id
-            and r.lead_id = s.lead_id
-            and s.sent_at < r.occurred_at
-            and s.sent_at >= {{ dbt.dateadd('day', -1 * var('reply_attribution_days'), 'r.occurred_at') }}
-    ) as candidates
-    where candidate_rank = 1
+    {{ latest_send_before_reply('replies', 'sends',
+        's.sent_at >= ' ~ dbt.dateadd('day', -1 * var('reply_attribution_days'), 'r.occurred_at')) }}
 
 )
 
