@@ -27,9 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from api_stub import tracking, webhooks
-from api_stub.contract import describe_errors, landing_row
+from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
-from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, Submission
+from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.ratelimit import RateLimiter
@@ -64,9 +64,9 @@ def _event_data(row: dict[str, Any]) -> dict[str, Any]:
             "workflowExecutionId": row["workflow_execution_id"], "timestamp": iso_ms(row["occurred_at"])}
 
 
-def _body_hash(event: ApiEventIn) -> bytes:
-    # 128 bits of SHA-256 of the validated event: tells a retry (same body) from a conflict.
-    return hashlib.sha256(event.model_dump_json(exclude={"tenantId"}).encode()).digest()[:16]
+def _request_hash(event: ApiEventIn) -> str:
+    # The validated event, not its bytes: a retry that re-serialises the same event is the same request.
+    return hashlib.sha256(event.model_dump_json(exclude={"tenantId"}).encode()).hexdigest()
 
 
 def _now() -> datetime:
@@ -101,10 +101,10 @@ class Api:
                            [{"field": "X-API-Key", "issue": f"needs {scope}"}], headers=headers)
         return key, headers
 
-    def too_old(self, row: dict[str, Any], field: str = "timestamp") -> dict[str, str] | None:
+    def too_old(self, stored: StoredEvent, field: str = "timestamp") -> dict[str, str] | None:
         """Events before the first daily partition could never be loaded: refuse them (as import does)."""
         start = self.settings.partition_start
-        if row["event_date"] < start:
+        if stored.event_date < start:
             return {"field": field, "issue": f"before the first partition day LEADRON_PARTITION_START={start}"}
         return None
 
@@ -122,9 +122,8 @@ class Api:
         if event.tenantId is not None and event.tenantId != key.tenant_id:
             raise ApiError(403, "tenantId does not match the API key's tenant",
                            [{"field": "tenantId", "issue": "must be the API key's tenant or omitted"}])
-        body_hash = _body_hash(event)
-        row = landing_row(event, key.tenant_id, _now(), "api", 1)
-        if issue := self.too_old(row):
+        stored = encode_event(event, key.tenant_id, _now(), "api", 0)
+        if issue := self.too_old(stored):
             raise ApiError(422, "Validation failed", [issue])
 
         def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
@@ -134,8 +133,8 @@ class Api:
                                        [{"field": "eventId", "issue": "already used with a different body"}], rid)
             return 201, success_body(201, "Event ingested", _event_data(outcome.row), rid)
 
-        idem = _idempotency(key, "events", idempotency_key, body_hash.hex())
-        committed = await self.commit(Submission([(row, body_hash)], idem, render))
+        idem = _idempotency(key, "events", idempotency_key, _request_hash(event) if idempotency_key else "")
+        committed = await self.commit(Submission([stored], idem, render))
         if committed.conflict:
             raise ApiError(409, "Idempotency-Key was already used with a different request",
                            [{"field": "Idempotency-Key", "issue": "reused with a different body"}])
@@ -250,17 +249,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         received = _now()
         items, results = validate_batch(raw)
         total = len(items) + len(results)
-        rows: list[tuple[dict[str, Any], bytes]] = []
-        positions: list[int] = []  # index in the batch of each row
+        rows: list[StoredEvent] = []
+        positions: list[int] = []  # index in the batch of each stored event
         for index, event in items:
             if event.tenantId is not None and event.tenantId != key.tenant_id:
                 raise ApiError(403, "tenantId does not match the API key's tenant",
                                [{"field": f"events.{index}.tenantId", "issue": "must be the API key's tenant or omitted"}])
-            row = landing_row(event, key.tenant_id, received, "api", index + 1)
-            if issue := state.too_old(row):
-                results[index] = {"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]}
+            stored = encode_event(event, key.tenant_id, received, "api", index)
+            if issue := state.too_old(stored):
+                results[index] = {"index": index, "status": "rejected", "id": stored.event_id, "errors": [issue]}
                 continue
-            rows.append((row, _body_hash(event)))
+            rows.append(stored)
             positions.append(index)
         rid = request_id(request)
 
@@ -268,10 +267,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             merged = dict(results)
             for index, outcome in zip(positions, outcomes):
                 if outcome.status == "conflict":
-                    merged[index] = {"index": index, "status": "rejected", "id": outcome.row["event_id"], "errors": [
+                    merged[index] = {"index": index, "status": "rejected", "id": outcome.event_id, "errors": [
                         {"field": "eventId", "issue": "already used with a different body"}]}
                 else:
-                    merged[index] = {"index": index, "status": outcome.status, "id": outcome.row["event_id"],
+                    merged[index] = {"index": index, "status": outcome.status, "id": outcome.event_id,
                                      "errors": []}
             items = [merged[i] for i in range(total)]
             counts = Counter(i["status"] for i in items)
@@ -286,8 +285,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                 f"{counts['duplicate']} duplicate, {counts['rejected']} rejected",
                                         data, rid)
 
-        request_hash = hashlib.sha256(b"".join(h for _, h in rows) + orjson.dumps(sorted(results))).hexdigest()
-        idem = _idempotency(key, "events/batch", idempotency_key, request_hash)
+        # The same bytes are the same batch request (hashed only when a key is given).
+        idem = _idempotency(key, "events/batch", idempotency_key,
+                            hashlib.sha256(raw).hexdigest() if idempotency_key else "")
         committed = await state.commit(Submission(rows, idem, render))
         if committed.conflict:
             raise ApiError(409, "Idempotency-Key was already used with a different request",
@@ -336,8 +336,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             event = ApiEventIn.model_validate_json(orjson.dumps({k: v for k, v in body.items() if v is not None}))
         except ValidationError as exc:
             raise ApiError(404, "Unknown tracking link", []) from exc
-        row = landing_row(event, payload["t"], _now(), "tracking", 1)
-        await state.commit(Submission([(row, _body_hash(event))]))
+        await state.commit(Submission([encode_event(event, payload["t"], _now(), "tracking", 0)]))
 
     def tracked(kind: str, token: str) -> dict[str, Any]:
         payload = tracking.verify(state.secret, kind, token)
@@ -378,18 +377,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rejected.append({"index": index, "status": "rejected", "id": body.get("eventId"),
                                  "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]})
                 continue
-            row = landing_row(event, tenant, received, "webhook", index + 1)
-            if issue := state.too_old(row):
-                rejected.append({"index": index, "status": "rejected", "id": row["event_id"], "errors": [issue]})
+            stored = encode_event(event, tenant, received, "webhook", index)
+            if issue := state.too_old(stored):
+                rejected.append({"index": index, "status": "rejected", "id": stored.event_id, "errors": [issue]})
                 continue
-            rows.append((row, _body_hash(event)))
+            rows.append(stored)
             positions.append(index)
         committed = await state.commit(Submission(rows)) if rows else None
         outcomes = committed.outcomes if committed else []
         counts = Counter(o.status for o in outcomes)
         for index, outcome in zip(positions, outcomes):
             if outcome.status == "conflict":
-                rejected.append({"index": index, "status": "rejected", "id": outcome.row["event_id"],
+                rejected.append({"index": index, "status": "rejected", "id": outcome.event_id,
                                  "errors": [{"field": "eventId", "issue": "already used with a different body"}]})
         if rejected:
             log.warning("webhook events rejected request_id=%s: %s", request_id(request), rejected)

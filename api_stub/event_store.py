@@ -1,54 +1,140 @@
 """The API's durable event log: SQLite in WAL mode, written by one thread with group commits.
 
-Every request hands its rows to the writer thread and waits. The writer takes
+Every request hands its events to the writer thread and waits. The writer takes
 everything queued, writes it in one transaction and commits — one fsync shared by
 all waiting requests (synchronous=FULL) — and only then answers them. So a 201
 means the event is on disk: a SIGKILL after it loses nothing.
 
-The same transaction enforces idempotency: an event whose (tenant_id, event_id) is
-already stored is a duplicate (same body) or a conflict (different body), and an
-Idempotency-Key's stored response is replayed (same request) or refused (409).
+Layout: one `batches` row per request holds its events as JSON Lines (one line per
+event, with its tenant, receipt time, source and position); the `events` table is
+the index — (tenant_id, event_id) unique, plus message and execution ids for the
+status endpoint. The unique index is the idempotency rule: an event whose id is
+already stored is a duplicate (same body) or a conflict (other body) and is not
+kept. An Idempotency-Key's stored response is replayed (same request) or refused.
 
-A sealer moves committed rows into immutable landing batches (orchestration.landing)
-that the Dagster ingest assets read; the log keeps its rows for the status endpoint.
+A sealer turns committed batches into immutable landing batches (orchestration.landing)
+with Arrow's JSON reader, column by column; the log keeps them for the status endpoint.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
-import json
 import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from filelock import FileLock
 
+from api_stub.contract import EventIn, event_id_for
 from orchestration import landing
 from orchestration.settings import Settings
 
 log = logging.getLogger("leadron.api.store")
 
-COLUMNS = [f.name for f in landing.EVENT_SCHEMA if f.name not in ("batch_id",)]
-_TS_COLUMNS = {"occurred_at", "received_at"}
-MAX_GROUP = 20_000  # rows per group commit at most
+MAX_GROUP = 20_000  # events per group commit at most
+_EPOCH = datetime(1970, 1, 1)
+_MICRO = timedelta(microseconds=1)
+_META = ("_t", "_r", "_s", "_p")  # tenant, received (epoch µs), source, position: added to each stored line
+
+
+def micros(value: datetime) -> int:
+    return (value - _EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + value * _MICRO
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A validated event as the log stores it: its index keys and its JSON line."""
+
+    tenant_id: str
+    event_id: str
+    event_type: str
+    lead_id: str | None
+    message_id: str | None
+    workflow_execution_id: str | None
+    occurred_at: datetime
+    line: bytes
+
+    @property
+    def event_date(self) -> date:
+        return self.occurred_at.date()
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "event_id": self.event_id, "event_type": self.event_type,
+                "lead_id": self.lead_id, "message_id": self.message_id,
+                "workflow_execution_id": self.workflow_execution_id, "occurred_at": self.occurred_at}
+
+
+def encode_event(event: EventIn, tenant_id: str, received_at: datetime, source: str, position: int) -> StoredEvent:
+    """The stored form of a valid event: the API's JSON (nulls left out) plus tenant and receipt metadata."""
+    event_id = event_id_for(tenant_id, event)
+    body = event.model_dump_json(exclude_none=True, exclude={"eventId", "tenantId", "properties"}).encode()
+    head = b'{"_t":"%s","_r":%d,"_s":"%s","_p":%d,"eventId":"%s"' % (
+        tenant_id.encode(), micros(received_at), source.encode(), position, event_id.encode())
+    if event.properties is not None:  # kept as a JSON string: the landing column is text
+        head += b',"properties":' + orjson.dumps(orjson.dumps(event.properties).decode())
+    line = head + (b"," + body[1:] if len(body) > 2 else b"}")
+    return StoredEvent(tenant_id, event_id, event.eventType.value, event.leadId, event.messageId,
+                       event.workflowExecutionId, event.timestamp or received_at, line)
+
+
+def decode_line(line: bytes) -> dict[str, Any]:
+    """A stored line as a dict of the fields the API answers with (snake_case, occurred_at resolved)."""
+    raw = orjson.loads(line)
+    received = from_micros(raw["_r"])
+    ts = raw.get("timestamp")
+    return {"tenant_id": raw["_t"], "event_id": raw["eventId"], "event_type": raw["eventType"],
+            "lead_id": raw.get("leadId"), "message_id": raw.get("messageId"),
+            "workflow_execution_id": raw.get("workflowExecutionId"),
+            "occurred_at": datetime.fromisoformat(ts) if ts else received, "received_at": received,
+            "is_bot": raw.get("isBot"), "user_agent": raw.get("userAgent")}
+
+
+def _content(line: bytes) -> dict[str, Any]:
+    raw = orjson.loads(line)
+    for key in _META:
+        raw.pop(key, None)
+    return raw
 
 
 @dataclass
 class Outcome:
-    """What happened to one event: accepted (new), duplicate (same body seen), conflict (same id, other body)."""
+    """What happened to one event: accepted (new), duplicate (same body seen), conflict (same id, other body).
+
+    `event` is the stored event the answer is about (the original one for duplicates and conflicts).
+    """
 
     status: str
-    row: dict[str, Any]
+    event: StoredEvent
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.event.row
+
+
+def _decoded(line: bytes) -> StoredEvent:
+    d = decode_line(line)
+    return StoredEvent(d["tenant_id"], d["event_id"], d["event_type"], d["lead_id"], d["message_id"],
+                       d["workflow_execution_id"], d["occurred_at"], line)
 
 
 @dataclass
@@ -61,7 +147,7 @@ class IdempotencyRecord:
 
 @dataclass
 class Submission:
-    rows: list[tuple[dict[str, Any], bytes]]  # (landing row, body hash)
+    events: list[StoredEvent]
     idempotency: IdempotencyRecord | None = None
     render: Callable[[list[Outcome]], tuple[int, bytes]] | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
@@ -84,29 +170,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-_EPOCH = datetime(1970, 1, 1)
-_MICRO = timedelta(microseconds=1)
-
-
-def _micros(value: datetime) -> int:
-    # Timestamps are stored as integer microseconds since the epoch (UTC): cheap both ways.
-    return (value - _EPOCH) // _MICRO
-
-
-def from_micros(value: int) -> datetime:
-    return _EPOCH + value * _MICRO
-
-
 def init_schema(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path)
     con.executescript("""
-        CREATE TABLE IF NOT EXISTS events (
+        CREATE TABLE IF NOT EXISTS batches (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            tenant_id TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BLOB NOT NULL,
+            lines BLOB NOT NULL);  -- the batch's accepted events, JSON Lines
+        CREATE TABLE IF NOT EXISTS events (
+            tenant_id TEXT NOT NULL, event_id TEXT NOT NULL,
+            batch_seq INTEGER NOT NULL, position INTEGER NOT NULL,
             message_id TEXT, workflow_execution_id TEXT,
-            payload BLOB NOT NULL,  -- the landing row as JSON (timestamps as epoch microseconds)
-            UNIQUE (tenant_id, event_id));
+            PRIMARY KEY (tenant_id, event_id)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS events_by_message ON events (tenant_id, message_id) WHERE message_id IS NOT NULL;
         CREATE INDEX IF NOT EXISTS events_by_execution ON events (tenant_id, workflow_execution_id)
             WHERE workflow_execution_id IS NOT NULL;
@@ -120,31 +195,8 @@ def init_schema(path: Path) -> None:
     con.close()
 
 
-def _payload(row: dict[str, Any]) -> bytes:
-    # Only the non-null fields: a smaller row is a cheaper insert and commit (missing = null when sealed).
-    out = {c: v for c in COLUMNS if (v := row.get(c)) is not None}
-    for c in _TS_COLUMNS:
-        if c in out:
-            out[c] = _micros(out[c])
-    out["event_date"] = out["event_date"].isoformat()
-    return orjson.dumps(out)
-
-
-def _from_payload(payload: bytes) -> dict[str, Any]:
-    row = dict.fromkeys(COLUMNS) | orjson.loads(payload)
-    for c in _TS_COLUMNS:
-        if row.get(c) is not None:
-            row[c] = from_micros(row[c])
-    return row
-
-
-_INSERT_SQL = ("INSERT INTO events (tenant_id, event_id, body_hash, message_id, workflow_execution_id, payload) "
-               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING")
-
-
-def _db_row(row: dict[str, Any], body_hash: str) -> tuple:
-    return (row["tenant_id"], row["event_id"], body_hash, row.get("message_id"), row.get("workflow_execution_id"),
-            _payload(row))
+_INSERT_INDEX = ("INSERT INTO events (tenant_id, event_id, batch_seq, position, message_id, workflow_execution_id) "
+                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING")
 
 
 class EventStore:
@@ -186,8 +238,8 @@ class EventStore:
             first = self._queue.get()
             if first is None:
                 break
-            group, rows, stop = [first], len(first.rows), False
-            while rows < MAX_GROUP:
+            group, size, stop = [first], len(first.events), False
+            while size < MAX_GROUP:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -196,7 +248,7 @@ class EventStore:
                     stop = True
                     break
                 group.append(nxt)
-                rows += len(nxt.rows)
+                size += len(nxt.events)
             try:
                 results = self._commit(con, group)
             except Exception as exc:  # a storage failure fails the waiting requests, never silently
@@ -211,11 +263,9 @@ class EventStore:
         con.close()
 
     def _commit(self, con: sqlite3.Connection, group: list[Submission]) -> list[Committed]:
-        results: list[Committed] = []
         con.execute("BEGIN IMMEDIATE")
         try:
-            for sub in group:
-                results.append(self._apply(con, sub))
+            results = [self._apply(con, sub) for sub in group]
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -234,7 +284,7 @@ class EventStore:
                 if stored[0] != idem.request_hash:
                     return Committed([], conflict=True)
                 return Committed([], status=stored[1], body=stored[2], replayed=True)
-        outcomes = self._insert(con, sub.rows)
+        outcomes = self._insert(con, sub.events) if sub.events else []
         status = body = None
         if sub.render is not None:
             status, body = sub.render(outcomes)
@@ -245,42 +295,59 @@ class EventStore:
         return Committed(outcomes, status, body)
 
     @staticmethod
-    def _insert(con: sqlite3.Connection, rows: list[tuple[dict[str, Any], bytes]]) -> list[Outcome]:
-        """Insert new events in one executemany; earlier ones (stored or in this list) are duplicates/conflicts."""
-        existing: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
-        by_tenant: dict[str, list[str]] = {}
-        for row, _ in rows:
-            by_tenant.setdefault(row["tenant_id"], []).append(row["event_id"])
-        for tenant, ids in by_tenant.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                found = con.execute(f"SELECT payload, body_hash FROM events WHERE tenant_id = ? AND event_id IN "
-                                    f"({', '.join('?' * len(chunk))})", (tenant, *chunk)).fetchall()
-                for payload, stored_hash in found:
-                    stored = _from_payload(payload)
-                    existing[(stored["tenant_id"], stored["event_id"])] = (stored, stored_hash)
-        outcomes, fresh = [], []
-        for row, body_hash in rows:
-            key = (row["tenant_id"], row["event_id"])
-            if key in existing:
-                first, first_hash = existing[key]
-                outcomes.append(Outcome("duplicate" if first_hash == body_hash else "conflict", first))
+    def _insert(con: sqlite3.Connection, events: list[StoredEvent]) -> list[Outcome]:
+        """One batch row and one index row per event; events whose id is taken are not kept."""
+        seq = con.execute("INSERT INTO batches (lines) VALUES (?)", (b"\n".join(e.line for e in events),)).lastrowid
+        before = con.total_changes
+        con.executemany(_INSERT_INDEX, [(e.tenant_id, e.event_id, seq, i, e.message_id, e.workflow_execution_id)
+                                        for i, e in enumerate(events)])
+        if con.total_changes - before == len(events):
+            return [Outcome("accepted", e) for e in events]  # the common case: all new
+        return EventStore._settle_duplicates(con, seq, events)
+
+    @staticmethod
+    def _settle_duplicates(con: sqlite3.Connection, seq: int, events: list[StoredEvent]) -> list[Outcome]:
+        """Some ids were taken: tell duplicates from conflicts, keep only the accepted events in the batch."""
+        owners: dict[tuple[str, str], tuple[int, int]] = {}
+        for e in events:
+            row = con.execute("SELECT batch_seq, position FROM events WHERE tenant_id = ? AND event_id = ?",
+                              (e.tenant_id, e.event_id)).fetchone()
+            owners[(e.tenant_id, e.event_id)] = row
+        blobs: dict[int, list[bytes]] = {seq: [e.line for e in events]}
+        outcomes, kept = [], []
+        for position, e in enumerate(events):
+            owner_seq, owner_pos = owners[(e.tenant_id, e.event_id)]
+            if (owner_seq, owner_pos) == (seq, position):
+                kept.append(e)
+                outcomes.append(Outcome("accepted", e))
                 continue
-            existing[key] = (row, body_hash)
-            fresh.append(_db_row(row, body_hash))
-            outcomes.append(Outcome("accepted", row))
-        con.executemany(_INSERT_SQL, fresh)
+            if owner_seq not in blobs:
+                blobs[owner_seq] = con.execute("SELECT lines FROM batches WHERE seq = ?", (owner_seq,)).fetchone()[0].split(b"\n")
+            original = blobs[owner_seq][owner_pos]
+            same = _content(original) == _content(e.line)
+            outcomes.append(Outcome("duplicate" if same else "conflict", _decoded(original)))
+        # Rewrite this batch with its accepted events only, renumbering their positions.
+        con.execute("UPDATE batches SET lines = ? WHERE seq = ?", (b"\n".join(e.line for e in kept), seq))
+        for new_position, e in enumerate(kept):
+            con.execute("UPDATE events SET position = ? WHERE tenant_id = ? AND event_id = ?",
+                        (new_position, e.tenant_id, e.event_id))
+        if not kept:
+            con.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         return outcomes
 
     # ---- reads (status endpoint) -------------------------------------------------------------
     def events_for(self, tenant_id: str, column: str, value: str) -> list[dict[str, Any]]:
-        """Stored events of a message or execution (landing rows), oldest first."""
+        """Stored events of a message or execution, oldest first."""
         if column not in ("message_id", "workflow_execution_id"):
             raise ValueError(column)
-        sql = f"SELECT payload FROM events WHERE tenant_id = ? AND {column} = ?"
         with self._reader_lock:
-            rows = self._reader.execute(sql, (tenant_id, value)).fetchall()
-        return sorted((_from_payload(r[0]) for r in rows), key=lambda e: e["occurred_at"])
+            refs = self._reader.execute(
+                f"SELECT batch_seq, position FROM events WHERE tenant_id = ? AND {column} = ?", (tenant_id, value)
+            ).fetchall()
+            seqs = sorted({s for s, _ in refs})
+            blobs = {s: lines.split(b"\n") for s, lines in self._reader.execute(
+                f"SELECT seq, lines FROM batches WHERE seq IN ({', '.join('?' * len(seqs))})", seqs).fetchall()}
+        return sorted((decode_line(blobs[s][p]) for s, p in refs), key=lambda e: e["occurred_at"])
 
     # ---- sealing into landing batches --------------------------------------------------------
     def _seal_loop(self) -> None:
@@ -290,23 +357,24 @@ class EventStore:
             except Exception:
                 log.exception("sealing the API log into the landing zone failed; will retry")
 
-    def seal(self, limit: int = 500_000) -> int:
-        """Land committed rows not yet landed as one immutable batch; returns rows sealed."""
+    def seal(self, limit: int = 5_000) -> int:
+        """Land committed batches not yet landed as one immutable landing batch; returns events sealed."""
         sealed = 0
         with FileLock(str(self.path) + ".seal.lock", timeout=120):
             con = _connect(self.path)
             try:
                 while True:
                     last = con.execute("SELECT last_seq FROM seal_state WHERE id = 1").fetchone()[0]
-                    rows = con.execute("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    rows = con.execute("SELECT seq, lines FROM batches WHERE seq > ? ORDER BY seq LIMIT ?",
                                        (last, limit)).fetchall()
                     if not rows:
                         break
-                    table = _to_arrow(rows)
-                    landing.land_events(self.settings, table, source="api")
+                    table = lines_to_landing(b"\n".join(r[1] for r in rows if r[1]))
+                    if table.num_rows:
+                        landing.land_events(self.settings, table, source="api")
                     # A crash between landing and this update lands the rows again: raw dedups them.
                     con.execute("UPDATE seal_state SET last_seq = ? WHERE id = 1", (rows[-1][0],))
-                    sealed += len(rows)
+                    sealed += table.num_rows
             finally:
                 con.close()
         if sealed:
@@ -314,25 +382,31 @@ class EventStore:
         return sealed
 
 
-def _to_arrow(rows: list[tuple[int, bytes]]) -> pa.Table:
-    """Payloads of `SELECT seq, payload` as a landing table, parsed by Arrow's JSON reader."""
+# Stored JSON field -> landing column, with the type Arrow's JSON reader parses it as.
+_WIRE = [
+    ("_t", "tenant_id", pa.string()), ("eventId", "event_id", pa.string()), ("eventType", "event_type", pa.string()),
+    ("leadId", "lead_id", pa.string()), ("messageId", "message_id", pa.string()),
+    ("workflowExecutionId", "workflow_execution_id", pa.string()), ("timestamp", "occurred_at", pa.timestamp("us")),
+    ("userId", "user_id", pa.string()), ("workflowId", "workflow_id", pa.string()),
+    ("stepNumber", "step_number", pa.int32()), ("url", "url", pa.string()), ("formId", "form_id", pa.string()),
+    ("bounceType", "bounce_type", pa.string()), ("userAgent", "user_agent", pa.string()), ("ip", "ip", pa.string()),
+    ("isBot", "is_bot", pa.bool_()), ("sentiment", "sentiment", pa.string()),
+    ("properties", "properties", pa.string()), ("_r", "received_at", pa.int64()), ("_s", "source", pa.string()),
+    ("_p", "source_line", pa.int64()),
+]
+
+
+def lines_to_landing(ndjson: bytes) -> pa.Table:
+    """Stored JSON Lines as a landing table (EVENT_SCHEMA without batch_id), vectorised by Arrow."""
     schema = pa.schema([f for f in landing.EVENT_SCHEMA if f.name != "batch_id"])
-    wire = pa.schema([pa.field(f.name, pa.int64() if f.name in _TS_COLUMNS else
-                               pa.string() if f.name == "event_date" else f.type) for f in schema])
-    table = pa_json.read_json(io.BytesIO(b"\n".join(r[1] for r in rows)),
-                              parse_options=pa_json.ParseOptions(explicit_schema=wire, unexpected_field_behavior="ignore"))
-    arrays = []
-    for f in schema:
-        column = table.column(f.name)
-        if f.name in _TS_COLUMNS:
-            column = column.cast(f.type)
-        elif f.name == "event_date":
-            column = column.cast(pa.timestamp("us")).cast(f.type)
-        arrays.append(column)
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def canonical_hash(payload: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    if not ndjson:
+        return schema.empty_table()
+    wire = pa.schema([(name, kind) for name, _, kind in _WIRE])
+    parsed = pa_json.read_json(io.BytesIO(ndjson), parse_options=pa_json.ParseOptions(
+        explicit_schema=wire, unexpected_field_behavior="ignore"))
+    columns = {column: parsed.column(name) for name, column, _ in _WIRE}
+    columns["received_at"] = columns["received_at"].cast(pa.timestamp("us"))
+    columns["occurred_at"] = pc.coalesce(columns["occurred_at"], columns["received_at"])
+    columns["event_date"] = columns["occurred_at"].cast(pa.date32())
+    columns["source_line"] = pc.add(columns["source_line"], 1)
+    return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
