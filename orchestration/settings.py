@@ -38,6 +38,7 @@ class Settings:
     api_secret: str | None
     mailgun_signing_key: str | None
     log_level: str
+    as_of: str | None
 
     @property
     def events_landing_dir(self) -> Path:
@@ -104,6 +105,7 @@ def get_settings() -> Settings:
         api_secret=os.environ.get("LEADRON_API_SECRET") or None,
         mailgun_signing_key=os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
         log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),
+        as_of=os.environ.get("LEADRON_AS_OF") or None,
     )
 
 

@@ -148,3 +148,99 @@ def email_performance(folders: list[Path], dims: Path) -> dict[tuple, dict[str, 
             "leads_clicked": len(leads[grain]["clicked"]), "leads_replied": len(leads[grain]["replied"]),
         }
     return out
+
+
+# ---- the other marts of issue 4, computed the same way (plain Python over the input files) ----
+
+def read_leads(folder: Path) -> dict[tuple[str, str], dict]:
+    with (folder / "leads.csv").open() as fh:
+        return {(r["tenant_id"], r["lead_id"]): r for r in csv.DictReader(fh)}
+
+
+def classified(folders: list[Path], dims: Path) -> list[dict]:
+    """Deduplicated events with a `bot` flag (METRICS.md rules)."""
+    scanners = [r["pattern"].lower() for r in csv.DictReader(SCANNERS.open())]
+    events = read_events(folders)
+    first_send: dict[tuple, datetime] = {}
+    for e in events:
+        if e["eventType"] == "email_sent" and e.get("messageId"):
+            key = (e["tenantId"], e["messageId"])
+            first_send[key] = min(e["ts"], first_send.get(key, e["ts"]))
+    for e in events:
+        e["bot"] = is_bot(e, first_send, scanners)
+    return events
+
+
+def activity_daily(events: list[dict]) -> dict[tuple, tuple[int, int, int]]:
+    out: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for e in events:
+        row = out[(e["tenantId"], e["ts"].date(), e["eventType"])]
+        row[0] += 1
+        row[1 if not e["bot"] else 2] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def page_visits_daily(events: list[dict]) -> dict[tuple, tuple[int, int]]:
+    visits: dict[tuple, int] = defaultdict(int)
+    leads: dict[tuple, set] = defaultdict(set)
+    for e in events:
+        if e["eventType"] == "page_visit":
+            key = (e["tenantId"], e.get("url"), e["ts"].date())
+            visits[key] += 1
+            if e.get("leadId"):
+                leads[key].add(e["leadId"])
+    return {k: (n, len(leads[k])) for k, n in visits.items()}
+
+
+def form_submissions_daily(events: list[dict], dims: Path) -> dict[tuple, tuple[int, int, int]]:
+    leads = read_leads(dims)
+    count: dict[tuple, int] = defaultdict(int)
+    first: dict[tuple, dict[str, datetime]] = defaultdict(dict)
+    for e in events:
+        if e["eventType"] == "form_submission":
+            key = (e["tenantId"], e.get("formId"), e["ts"].date())
+            count[key] += 1
+            if e.get("leadId"):
+                seen = first[key]
+                seen[e["leadId"]] = min(e["ts"], seen.get(e["leadId"], e["ts"]))
+    out = {}
+    for key, n in count.items():
+        converted = sum(1 for lead, at in first[key].items()
+                        if (c := leads.get((key[0], lead), {}).get("converted_at")) and _ts(c) >= at)
+        out[key] = (n, len(first[key]), converted)
+    return out
+
+
+WEIGHTS = {"email_open": 1, "link_click": 3, "page_visit": 2, "form_submission": 8, "email_reply": 10}
+
+
+def lead_engagement(events: list[dict], dims: Path, as_of: datetime) -> dict[tuple, tuple[float, str]]:
+    """(score, tier) per lead: sum of w * 0.5 ** (age_days / 14) over human events up to as_of; tiers by quartile."""
+    scores: dict[tuple, float] = {key: 0.0 for key in read_leads(dims)}
+    for e in events:
+        if not e.get("leadId"):
+            continue
+        key = (e["tenantId"], e["leadId"])
+        scores.setdefault(key, 0.0)
+        weight = WEIGHTS.get(e["eventType"], 0)
+        if weight and not e["bot"] and e["ts"] <= as_of:
+            age_ms = int((as_of - e["ts"]).total_seconds() * 1000 + 0.5)
+            scores[key] += weight * 0.5 ** (age_ms / (86_400_000 * 14))
+    out = {}
+    by_tenant: dict[str, list] = defaultdict(list)
+    for (tenant, lead), score in scores.items():
+        by_tenant[tenant].append((score, lead))
+    for tenant, items in by_tenant.items():
+        items.sort()
+        n = len(items)
+        for i, (score, lead) in enumerate(items):
+            # SQL ntile(4): the first n % 4 buckets hold one more row.
+            size, extra = divmod(n, 4)
+            bucket, edge = 1, 0
+            for b in range(1, 5):
+                edge += size + (1 if b <= extra else 0)
+                if i < edge:
+                    bucket = b
+                    break
+            out[(tenant, lead)] = (score, {4: "hot", 3: "warm"}.get(bucket, "cold"))
+    return out

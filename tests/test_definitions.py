@@ -39,6 +39,7 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
 def test_dbt_arguments_and_keys_are_pure_functions():
     assert dbt_build_args() == ["build"]
     assert dbt_build_args("tag:daily", full_refresh=True) == ["build", "--select", "tag:daily", "--full-refresh"]
+    assert dbt_build_args(as_of="2026-03-31 00:00:00") == ["build", "--vars", '{"as_of": "2026-03-31 00:00:00"}']
     translator = LeadronDbtTranslator()
     assert translator.get_asset_key({"resource_type": "source", "name": "events"}) == dg.AssetKey(["raw", "events"])
     model = {"resource_type": "model", "name": "mart_x", "fqn": ["leadron", "marts", "mart_x"]}

@@ -1,6 +1,7 @@
 """dbt models as Dagster assets; dbt tests as asset checks; sources linked to raw assets."""
 
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,13 +35,15 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "models"
 
 
-def dbt_build_args(select: str | None = None, full_refresh: bool = False) -> list[str]:
+def dbt_build_args(select: str | None = None, full_refresh: bool = False, as_of: str | None = None) -> list[str]:
     """The dbt command an asset run issues (pure, so it is unit-tested)."""
     args = ["build"]
     if select:
         args += ["--select", select]
     if full_refresh:
         args.append("--full-refresh")
+    if as_of:
+        args += ["--vars", json.dumps({"as_of": as_of})]
     return args
 
 
@@ -56,6 +59,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # this process resolved, and put the environment back afterwards.
         with writer_lock(settings), exported(dbt_env(settings)):
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            yield from dbt.cli(dbt_build_args(), context=context, target_path=project.target_path).stream()
+            yield from dbt.cli(dbt_build_args(as_of=settings.as_of), context=context,
+                               target_path=project.target_path).stream()
 
     return dbt_models

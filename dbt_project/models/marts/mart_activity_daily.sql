@@ -1,0 +1,19 @@
+-- Activity view: events by the UTC day they happened (not by send day), all and human only.
+
+with events as (
+
+    select * from {{ ref('stg_leadron__events') }}
+
+)
+
+select
+    {{ surrogate_key(['tenant_id', 'event_date', 'event_type']) }} as activity_key,
+    tenant_id,
+    event_date,
+    event_type,
+    count(*) as events,
+    sum(case when is_bot then 0 else 1 end) as human_events,
+    sum(case when is_bot then 1 else 0 end) as bot_events,
+    count(distinct lead_id) as unique_leads
+from events
+group by tenant_id, event_date, event_type
