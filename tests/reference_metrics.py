@@ -244,3 +244,37 @@ def lead_engagement(events: list[dict], dims: Path, as_of: datetime) -> dict[tup
                     break
             out[(tenant, lead)] = (score, {4: "hot", 3: "warm"}.get(bucket, "cold"))
     return out
+
+
+ENGAGEMENT = {"email_open", "link_click", "email_reply", "form_submission", "page_visit"}
+
+
+def cohort_retention(events: list[dict], dims: Path, as_of: datetime) -> dict[tuple, tuple[int, int, int]]:
+    """(cohort_size, active_leads, converted_leads) per (tenant, cohort Monday, week offset 0..12), elapsed weeks only."""
+    from datetime import timedelta as td
+
+    leads = read_leads(dims)
+    first_send: dict[tuple, datetime] = {}
+    active: dict[tuple, set] = defaultdict(set)
+    for e in events:
+        if not e.get("leadId"):
+            continue
+        key = (e["tenantId"], e["leadId"])
+        if e["eventType"] == "email_sent":
+            first_send[key] = min(e["ts"], first_send.get(key, e["ts"]))
+        if e["eventType"] in ENGAGEMENT and not e["bot"]:
+            day = e["ts"].date()
+            active[key].add(day - td(days=day.weekday()))
+    out: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (tenant, lead), sent in first_send.items():
+        cohort = sent.date() - td(days=sent.date().weekday())
+        converted = leads.get((tenant, lead), {}).get("converted_at")
+        for k in range(13):
+            start, end = cohort + td(days=7 * k), cohort + td(days=7 * (k + 1))
+            if end > as_of.date():
+                break
+            row = out[(tenant, cohort, k)]
+            row[0] += 1
+            row[1] += start in active[(tenant, lead)]
+            row[2] += bool(converted) and _ts(converted) < datetime.combine(end, datetime.min.time())
+    return {k: tuple(v) for k, v in out.items()}

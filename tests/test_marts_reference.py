@@ -78,3 +78,15 @@ def test_lead_engagement_scores_and_tiers(generated_build, events):
         assert tier == want_tier, (tenant, lead)
     tiers = {t for *_, t, _ in rows}
     assert tiers == {"hot", "warm", "cold"}
+
+
+def test_cohort_retention_matrix(generated_build, events):
+    from tests.reference_metrics import cohort_retention
+
+    settings, input_dir = generated_build
+    as_of = query(settings, "SELECT max(scored_as_of) FROM marts.mart_lead_engagement")[0][0]
+    rows = query(settings, "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
+                           "FROM marts.mart_cohort_retention")
+    expected = cohort_retention(events, input_dir, as_of)
+    assert {r[:3]: r[3:] for r in rows} == expected
+    assert len(expected) > 100 and any(v[1] for v in expected.values())
