@@ -94,16 +94,19 @@ class DimensionLoad:
 
 def load_dimension(con: duckdb.DuckDBPyConnection, settings: Settings, name: str) -> DimensionLoad:
     """Rebuild raw.<name> from every landed snapshot (history kept; staging picks the newest)."""
-    schema = dimensions.arrow_schema(name).append(pa.field("snapshot_id", pa.string()))
+    schema = (dimensions.arrow_schema(name).append(pa.field("snapshot_id", pa.string()))
+              .append(pa.field("snapshot_at", pa.timestamp("us"))))
     files = landing.dimension_snapshots(settings, name)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA}.{name}")
         _create_like(con, name, schema)
         if files:
-            cols = ", ".join(schema.names)
+            cols = ", ".join(schema.names[:-1])
+            # snapshot_at: when the snapshot landed, from its id (landing.new_batch_id: YYYYmmddTHHMMSSffffffZ-...).
             con.execute(
-                f"INSERT INTO {RAW_SCHEMA}.{name} SELECT {cols}, now()::TIMESTAMP "
+                f"INSERT INTO {RAW_SCHEMA}.{name} SELECT {cols}, "
+                "strptime(split_part(snapshot_id, '-', 1), '%Y%m%dT%H%M%S%fZ'), now()::TIMESTAMP "
                 "FROM read_parquet(?, union_by_name = true)",
                 [files],
             )

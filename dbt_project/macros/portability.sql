@@ -31,3 +31,16 @@
         on snap.tenant_id = newest.tenant_id
         and snap.snapshot_id = newest.snapshot_id
 {%- endmacro %}
+
+{# Median of an expression (an aggregate). #}
+{% macro median(expression) -%}
+    {{ return(adapter.dispatch('median', 'leadron')(expression)) }}
+{%- endmacro %}
+
+{% macro default__median(expression) -%}
+    percentile_cont(0.5) within group (order by {{ expression }})
+{%- endmacro %}
+
+{% macro spark__median(expression) -%}
+    percentile({{ expression }}, 0.5)
+{%- endmacro %}

@@ -1,0 +1,62 @@
+-- Team performance per tenant, team, rep and week (Monday, UTC) of the send: the rep is the
+-- message's sender; the team is the rep's team at the time of the send (int_user_team_history).
+
+with messages as (
+
+    select * from {{ ref('int_messages') }}
+    where has_send_event
+
+),
+
+with_team as (
+
+    select
+        m.*,
+        t.team_id,
+        cast({{ dbt.date_trunc('week', 'm.sent_at') }} as date) as week_start,
+        l.converted_at
+    from messages as m
+    left join {{ ref('int_user_team_history') }} as t
+        on m.tenant_id = t.tenant_id
+        and m.user_id = t.user_id
+        and m.sent_at >= t.valid_from
+        and (t.valid_to is null or m.sent_at < t.valid_to)
+    left join {{ ref('stg_leadron__leads') }} as l
+        on m.tenant_id = l.tenant_id and m.lead_id = l.lead_id
+
+),
+
+weekly as (
+
+    select
+        tenant_id,
+        team_id,
+        user_id,
+        week_start,
+        count(*) as sent,
+        sum(case when is_bounced then 1 else 0 end) as bounced,
+        sum(case when is_delivered then 1 else 0 end) as delivered,
+        sum(case when is_delivered and human_opens > 0 then 1 else 0 end) as unique_opens,
+        sum(case when is_delivered and human_clicks > 0 then 1 else 0 end) as unique_clicks,
+        sum(case when is_delivered and replies > 0 then 1 else 0 end) as replied,
+        sum(case when is_delivered and positive_replies > 0 then 1 else 0 end) as positive_replied,
+        count(distinct lead_id) as leads_contacted,
+        count(distinct case when is_delivered and replies > 0 then lead_id end) as leads_replied,
+        count(distinct case when converted_at >= sent_at then lead_id end) as leads_converted,
+        {{ leadron.median("case when is_delivered and replies > 0 then "
+                          ~ dbt.datediff('sent_at', 'first_replied_at', 'second') ~ " end") }}
+            as median_seconds_to_first_reply
+    from with_team
+    group by tenant_id, team_id, user_id, week_start
+
+)
+
+select
+    {{ surrogate_key(['tenant_id', 'team_id', 'user_id', 'week_start']) }} as team_week_key,
+    weekly.*,
+    {{ safe_divide('unique_opens', 'delivered') }} as open_rate,
+    {{ safe_divide('unique_clicks', 'delivered') }} as click_rate,
+    {{ safe_divide('replied', 'delivered') }} as reply_rate,
+    {{ safe_divide('bounced', 'sent') }} as bounce_rate,
+    {{ safe_divide('sent', 'replied') }} as touches_per_reply
+from weekly
