@@ -33,15 +33,7 @@ weekly as (
         team_id,
         user_id,
         week_start,
-        count(*) as sent,
-        sum(case when is_bounced then 1 else 0 end) as bounced,
-        sum(case when is_delivered then 1 else 0 end) as delivered,
-        sum(case when is_delivered and human_opens > 0 then 1 else 0 end) as unique_opens,
-        sum(case when is_delivered and human_clicks > 0 then 1 else 0 end) as unique_clicks,
-        sum(case when is_delivered and replies > 0 then 1 else 0 end) as replied,
-        sum(case when is_delivered and positive_replies > 0 then 1 else 0 end) as positive_replied,
-        count(distinct lead_id) as leads_contacted,
-        count(distinct case when is_delivered and replies > 0 then lead_id end) as leads_replied,
+        {{ email_performance_counts() }},
         count(distinct case when converted_at >= sent_at then lead_id end) as leads_converted,
         {{ leadron.median("case when is_delivered and replies > 0 then "
                           ~ dbt.datediff('sent_at', 'first_replied_at', 'second') ~ " end") }}
