@@ -278,3 +278,34 @@ def cohort_retention(events: list[dict], dims: Path, as_of: datetime) -> dict[tu
             row[1] += start in active[(tenant, lead)]
             row[2] += bool(converted) and _ts(converted) < datetime.combine(end, datetime.min.time())
     return {k: tuple(v) for k, v in out.items()}
+
+
+def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool = True) -> dict[tuple, dict]:
+    """The best attempt per (tenant, lead): {"times": [t1, ...], "message": step-1 messageId}, by plain greedy search."""
+    from datetime import timedelta as td
+
+    window = td(seconds=window_s)
+    by_lead: dict[tuple, list[dict]] = defaultdict(list)
+    for e in events:
+        if e.get("leadId") and not (human_only and e["bot"]):
+            by_lead[(e["tenantId"], e["leadId"])].append(e)
+    out = {}
+    for key, evs in by_lead.items():
+        evs.sort(key=lambda e: e["ts"])
+        best = None
+        for start in (e for e in evs if e["eventType"] == steps[0]):
+            times = [start["ts"]]
+            for k in range(1, len(steps)):
+                strict = steps[k] == steps[k - 1]
+                nxt = next((e["ts"] for e in evs if e["eventType"] == steps[k]
+                            and (e["ts"] > times[-1] if strict else e["ts"] >= times[-1])
+                            and e["ts"] <= start["ts"] + window), None)
+                if nxt is None:
+                    break
+                times.append(nxt)
+            if best is None or len(times) > len(best["times"]) or (
+                    len(times) == len(best["times"]) and times[0] < best["times"][0]):
+                best = {"times": times, "message": start.get("messageId")}
+        if best is not None:
+            out[key] = best
+    return out

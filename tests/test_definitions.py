@@ -25,7 +25,8 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"raw/events", "raw/leads", "raw/messages", "staging/stg_leadron__events",
             "intermediate/int_messages", "intermediate/int_replies_attributed",
-            "marts/mart_email_performance_daily", "reference/scanner_user_agents"} <= keys
+            "marts/mart_email_performance_daily", "reference/scanner_user_agents", "marts/mart_funnel_email",
+            "marts/mart_funnel_web", "marts/mart_kpis_daily", "marts/mart_team_performance"} <= keys
     # Lineage: the staging events model reads the raw events asset the ingest fills.
     assert dg.AssetKey(["raw", "events"]) in graph.get(dg.AssetKey(["staging", "stg_leadron__events"])).parent_keys
     checks = {c.name for c in graph.asset_check_keys}

@@ -1,0 +1,127 @@
+"""The funnel engine: METRICS.md's semantics on hand-made cases, and equality with a plain-Python
+funnel on generated data (the default email and web funnel marts)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import duckdb
+import pytest
+from pydantic import ValidationError
+
+from orchestration.funnel import FunnelSpec, FunnelStep, funnel_sql, run_funnel
+from tests.conftest import query_dicts
+from tests.reference_metrics import classified, funnel
+
+T0 = datetime(2026, 3, 2, 10, 0, 0)
+
+
+def spec(*types: str, window: int = 3600, **kw) -> FunnelSpec:
+    return FunnelSpec(steps=[FunnelStep(event_type=t) for t in types], window_seconds=window, **kw)
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    c.execute("CREATE SCHEMA staging")
+    c.execute("CREATE TABLE staging.stg_leadron__events (tenant_id VARCHAR, lead_id VARCHAR, message_id VARCHAR, "
+              "event_type VARCHAR, occurred_at TIMESTAMP, url VARCHAR, form_id VARCHAR, is_bot BOOLEAN)")
+
+    def add(lead, event_type, seconds, is_bot=False, url=None):
+        c.execute("INSERT INTO staging.stg_leadron__events VALUES ('t1', ?, NULL, ?, ?, ?, NULL, ?)",
+                  [lead, event_type, T0 + timedelta(seconds=seconds), url, is_bot])
+
+    # L1 converts on its second attempt; L2's open is exactly at the window edge, its click 1 ms past it;
+    # L3 opens at the send's timestamp; L4's only open is a bot.
+    add("L1", "email_sent", 0); add("L1", "email_open", 1800)
+    add("L1", "email_sent", 7200); add("L1", "email_open", 7800); add("L1", "link_click", 8400)
+    add("L2", "email_sent", 0); add("L2", "email_open", 3600); add("L2", "link_click", 3600.001)
+    add("L3", "email_sent", 0); add("L3", "email_open", 0)
+    add("L4", "email_sent", 0); add("L4", "email_open", 60, is_bot=True)
+    # Consecutive identical steps: L5 has one visit; L6 two visits at the same instant; L7 two visits then a form.
+    add("L5", "page_visit", 0); add("L5", "form_submission", 300)
+    add("L6", "page_visit", 0); add("L6", "page_visit", 0); add("L6", "form_submission", 60)
+    add("L7", "page_visit", 0, url="https://a.example/pricing"); add("L7", "page_visit", 60)
+    add("L7", "form_submission", 120)
+    return c
+
+
+def test_attempts_window_same_timestamp_and_bots(con):
+    [row] = run_funnel(con, spec("email_sent", "email_open", "link_click"))
+    steps = row["steps"]
+    assert [s["entities"] for s in steps] == [4, 3, 1]
+    assert steps[1]["conversion_from_start"] == 0.75 and steps[2]["conversion_from_previous"] == pytest.approx(1 / 3)
+    # Gaps of the attempts used: L1's second attempt (600 s), L2 (3600 s), L3 (0 s).
+    assert steps[1]["avg_seconds_from_previous"] == pytest.approx((600 + 3600 + 0) / 3)
+    assert steps[1]["median_seconds_from_previous"] == pytest.approx(600)
+    assert steps[2]["avg_seconds_from_previous"] == pytest.approx(600)
+    with_bots = run_funnel(con, spec("email_sent", "email_open", human_only=False))[0]["steps"]
+    assert [s["entities"] for s in with_bots] == [4, 4]
+
+
+def test_consecutive_identical_steps_need_a_later_event(con):
+    [row] = run_funnel(con, spec("page_visit", "page_visit", "form_submission"))
+    assert [s["entities"] for s in row["steps"]] == [3, 1, 1]
+    filtered = run_funnel(con, FunnelSpec(steps=[FunnelStep(event_type="page_visit", url_contains="pricing"),
+                                                 FunnelStep(event_type="form_submission")], window_seconds=3600))
+    assert [s["entities"] for s in filtered[0]["steps"]] == [1, 1]
+
+
+def test_range_is_half_open_and_values_are_bound(con):
+    later = run_funnel(con, spec("email_sent", "email_open", start=T0 + timedelta(seconds=1)))
+    assert [s["entities"] for s in later[0]["steps"]] == [1, 1]  # only L1's second attempt enters
+    none = run_funnel(con, spec("email_sent", "email_open", end=T0))
+    assert none == []
+    sql, params = funnel_sql(spec("email_sent", "email_open", tenant_id="t1'; DROP TABLE x; --"))
+    assert "DROP TABLE" not in sql and params["tenant"] == "t1'; DROP TABLE x; --"
+    with pytest.raises(ValidationError):
+        FunnelSpec(steps=[FunnelStep(event_type="email_sent")], window_seconds=3600)
+    with pytest.raises(ValidationError):
+        spec("email_sent", "email_open", breakdowns=("email; DROP",))
+
+
+def _expected(events, steps, window, messages, dims_key):
+    best = funnel(events, steps, window)
+    groups: dict[tuple, list[list]] = defaultdict(list)
+    for (tenant, lead), attempt in best.items():
+        t1 = attempt["times"][0]
+        week = (t1 - timedelta(days=t1.weekday())).date()
+        groups[(tenant, week, dims_key(tenant, lead, attempt))].append(attempt["times"])
+    return groups
+
+
+def _compare(rows, groups, n_steps, key_name):
+    actual = {(r["tenant_id"], r["cohort_week"], r[key_name]): r for r in rows}
+    assert set(actual) == set(groups)
+    for key, attempts in groups.items():
+        row = actual[key]
+        for k in range(1, n_steps + 1):
+            reached = [t for t in attempts if len(t) >= k]
+            assert row[f"step{k}_entities"] == len(reached), (key, k)
+            if k > 1 and reached:
+                gaps = [(t[k - 1] - t[k - 2]).total_seconds() for t in reached]
+                assert math.isclose(row[f"step{k}_avg_seconds"], statistics.mean(gaps), rel_tol=1e-9, abs_tol=1e-6)
+                assert math.isclose(row[f"step{k}_median_seconds"], statistics.median(gaps), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_default_funnel_marts_equal_plain_python(generated_build):
+    settings, input_dir = generated_build
+    events = classified([input_dir], input_dir)
+    messages = {(r["tenant_id"], r["message_id"]): r for r in csv.DictReader((input_dir / "messages.csv").open())}
+    sends = {(e["tenantId"], e["messageId"]): e for e in events if e["eventType"] == "email_sent"}
+    leads = {(r["tenant_id"], r["lead_id"]): r for r in csv.DictReader((input_dir / "leads.csv").open())}
+
+    def workflow(tenant, lead, attempt):
+        key = (tenant, attempt["message"])
+        return messages.get(key, {}).get("workflow_id") or sends.get(key, {}).get("workflowId")
+
+    email = _expected(events, ["email_sent", "email_open", "link_click", "email_reply"], 7 * 86400, messages, workflow)
+    _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_email"), email, 4, "workflow")
+    web = _expected(events, ["page_visit", "form_submission"], 7 * 86400, messages,
+                    lambda tenant, lead, attempt: leads.get((tenant, lead), {}).get("source"))
+    _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_web"), web, 2, "lead_source")
+    assert sum(len(v) for v in email.values()) > 1000
