@@ -8,7 +8,6 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.assets.dbt import build_dbt_assets
-from orchestration.assets.funnels import build_funnel_assets
 from orchestration.assets.raw import build_raw_assets
 from orchestration.dbt_project import dbt_cli, leadron_dbt_project
 from orchestration.jobs import build_warehouse_job, daily_schedule, landing_sensor
@@ -23,7 +22,7 @@ def build_definitions() -> dg.Definitions:
     project = leadron_dbt_project()
     job = build_warehouse_job()
     return dg.Definitions(
-        assets=[*build_raw_assets(partitions_def), build_dbt_assets(project), *build_funnel_assets()],
+        assets=[*build_raw_assets(partitions_def), build_dbt_assets(project)],
         jobs=[job],
         schedules=[daily_schedule(job)],
         sensors=[landing_sensor(job)],

@@ -172,6 +172,18 @@ def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[dict[st
     return out
 
 
+def mart_select(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
+    """The engine's query with conversion columns added (wide: one column set per step), for the marts."""
+    sql, params = funnel_sql(spec)
+    extra = []
+    for k in range(2, len(spec.steps) + 1):
+        extra.append(f"CASE WHEN step1_entities = 0 THEN NULL ELSE step{k}_entities / step1_entities END "
+                     f"AS step{k}_conversion_from_start")
+        extra.append(f"CASE WHEN step{k - 1}_entities = 0 THEN NULL ELSE step{k}_entities / step{k - 1}_entities END "
+                     f"AS step{k}_conversion_from_previous")
+    return f"SELECT *, {', '.join(extra)} FROM ({sql})", params
+
+
 DEFAULT_EMAIL_FUNNEL = FunnelSpec(
     steps=[FunnelStep(event_type=t) for t in ("email_sent", "email_open", "link_click", "email_reply")],
     window_seconds=7 * 86400,
