@@ -80,10 +80,15 @@ def funnel_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
         where.append("e.tenant_id = $tenant")
     if spec.human_only:
         where.append("NOT e.is_bot")
+    # Only events that can be a step: the steps' types, and nothing before the range (every step of an
+    # attempt is at or after its step-1 event) or after the range's end plus the window.
+    params["types"] = sorted({s.event_type.value for s in spec.steps})
+    where.append("e.event_type IN (SELECT unnest($types))")
     entry = []
     if spec.start is not None:
         params["start"] = spec.start
         entry.append("occurred_at >= $start")
+        where.append("e.occurred_at >= $start")
     if spec.end is not None:
         params["end"] = spec.end
         entry.append("occurred_at < $end")
