@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from api_stub import tracking
-from orchestration.settings import get_settings
 from tests.api_server import Server, post_json
 from tests.conftest import use_home
 
