@@ -62,14 +62,16 @@ def run_build(
     defs: dg.Definitions | None = None,
     log_level: str = "INFO",
     progress: Callable[[str], None] = lambda message: None,
+    days: tuple[date, date] | None = None,
 ) -> RunOutcome:
+    """Build every asset for one day (`partition`), a range of days (`days`), or every landed day."""
     from orchestration.definitions import build_definitions  # parses dbt only when stale
 
     started = time.perf_counter()
     progress("  loading definitions (dbt manifest is parsed only when dbt_project/ changed)")
     defs = defs or build_definitions()
     instance = instance or instance_for(settings)
-    first, last = partition_window(settings, partition)
+    first, last = days or partition_window(settings, partition)
     job = defs.resolve_job_def(BUILD_JOB)
     progress(f"  launching {BUILD_JOB} for event days {first}..{last} "
              f"({len(defs.resolve_asset_graph().get_all_asset_keys())} assets)")

@@ -38,9 +38,19 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
 
 
 def test_dbt_arguments_and_keys_are_pure_functions():
+    from datetime import date
+
     assert dbt_build_args() == ["build"]
-    assert dbt_build_args("tag:daily", full_refresh=True) == ["build", "--select", "tag:daily", "--full-refresh"]
+    assert dbt_build_args(full_refresh=True) == ["build", "--full-refresh"]
     assert dbt_build_args(as_of="2026-03-31 00:00:00") == ["build", "--vars", '{"as_of": "2026-03-31 00:00:00"}']
+    assert dbt_build_args(window=(date(2026, 3, 2), date(2026, 3, 4))) == [
+        "build", "--vars", '{"min_date": "2026-03-02", "max_date": "2026-03-04"}']
+    from orchestration.assets.dbt import run_window
+
+    assert run_window({"dagster/asset_partition_range_start": "2026-03-02",
+                       "dagster/asset_partition_range_end": "2026-03-04"}) == (date(2026, 3, 2), date(2026, 3, 4))
+    assert run_window({"dagster/partition": "2026-03-03"}) == (date(2026, 3, 3), date(2026, 3, 3))
+    assert run_window({}) is None
     translator = LeadronDbtTranslator()
     assert translator.get_asset_key({"resource_type": "source", "name": "events"}) == dg.AssetKey(["raw", "events"])
     model = {"resource_type": "model", "name": "mart_x", "fqn": ["leadron", "marts", "mart_x"]}

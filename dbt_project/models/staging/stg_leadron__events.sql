@@ -1,11 +1,30 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'event_id'],
+    incremental_strategy='delete+insert',
+) }}
 
 -- Typed events, deduplicated on (tenant_id, event_id) across days (first received wins),
 -- with the bot flag of METRICS.md and the reason for it.
+--
+-- Incremental: a run re-derives every event day from the window's first day (var min_date, set by
+-- the Dagster partition; else the newest day already built) minus var lookback_days (default 3).
+-- Earlier days are kept; an event id already kept from an earlier day stays unless this copy was
+-- received first (then delete+insert replaces it), so the result equals a full refresh.
+
+{% if is_incremental() %}
+    {%- set window_start = "cast('" ~ var('min_date') ~ "' as date)" if var('min_date', none)
+        else "(select max(event_date) from " ~ this ~ ")" -%}
+    {%- set scan_start = dbt.dateadd('day', -1 * var('lookback_days', 3), window_start) -%}
+{% endif %}
 
 with source as (
 
     select * from {{ source('leadron_raw', 'events') }}
+    {% if is_incremental() %}
+    -- one more day for sends: an open just after scan_start may belong to a send just before it
+    where event_date >= {{ dbt.dateadd('day', -1, scan_start) }}
+    {% endif %}
 
 ),
 
@@ -56,6 +75,28 @@ deduplicated as (
 
 ),
 
+kept as (
+
+    select d.*
+    from deduplicated as d
+    {% if is_incremental() %}
+    where d.event_date >= {{ scan_start }}
+        and not exists (
+            select 1
+            from {{ this }} as t
+            where t.tenant_id = d.tenant_id
+                and t.event_id = d.event_id
+                and t.event_date < {{ scan_start }}
+                and (t.received_at < d.received_at
+                    or (t.received_at = d.received_at and t.batch_id < d.batch_id)
+                    or (t.received_at = d.received_at and t.batch_id = d.batch_id
+                        and (t.load_source < d.load_source
+                            or (t.load_source = d.load_source and t.source_line < d.source_line))))
+        )
+    {% endif %}
+
+),
+
 first_sends as (
 
     select tenant_id, message_id, min(occurred_at) as sent_at
@@ -68,7 +109,7 @@ first_sends as (
 scanner_matches as (
 
     select distinct e.tenant_id, e.event_id
-    from deduplicated as e
+    from kept as e
     inner join {{ ref('scanner_user_agents') }} as scanners
         on {{ contains_ci('e.user_agent', 'scanners.pattern') }}
     where e.event_type in ('email_open', 'link_click')
@@ -88,7 +129,7 @@ flagged as (
                 then 'within_2s_of_send'
         end as bot_reason
 
-    from deduplicated as e
+    from kept as e
     left join first_sends
         on e.tenant_id = first_sends.tenant_id
         and e.message_id = first_sends.message_id
