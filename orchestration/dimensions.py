@@ -6,8 +6,9 @@ ignored; a missing documented column rejects the file; empty cells are NULL.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -22,20 +23,15 @@ def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def _iana(value: str) -> str:
     if value not in _zones():
         raise ValueError(f"unknown IANA timezone {value!r}")
-    ZoneInfo(value)
     return value
-
-
-_ZONES: set[str] = set()
-
-
-def _zones() -> set[str]:
-    if not _ZONES:
-        _ZONES.update(available_timezones())
-    return _ZONES
 
 
 Opt = lambda t: Annotated[t | None, BeforeValidator(_empty_is_none)]  # noqa: E731

@@ -18,11 +18,6 @@ class Summary:
     kpi_columns: tuple[str, ...] = ("send_date", "sent", "delivered", "open_rate", "click_rate", "reply_rate", "bounce_rate")
 
 
-def _pct(num: int, den: int) -> float | None:
-    """A METRICS.md rate: NULL when the denominator is 0."""
-    return None if not den else num / den
-
-
 def read_summary(settings: Settings, days: int = 7) -> Summary:
     with closing(duckdb.connect(str(settings.warehouse_path), read_only=True)) as con:
         by_type = con.execute(
@@ -33,17 +28,17 @@ def read_summary(settings: Settings, days: int = 7) -> Summary:
             "SELECT tenant_id FROM staging.stg_leadron__events GROUP BY tenant_id ORDER BY count(*) DESC, tenant_id LIMIT 1"
         ).fetchone()
         tenant = top[0] if top else None
-        rows = con.execute(
+        # The rates come from mart_kpis_daily, the one place they are derived from the counts.
+        kpis = con.execute(
             """
-            SELECT send_date, sum(sent), sum(delivered), sum(unique_opens), sum(unique_clicks), sum(replied), sum(bounced)
-            FROM marts.mart_email_performance_daily
-            WHERE tenant_id = ?
-              AND send_date > (SELECT max(send_date) FROM marts.mart_email_performance_daily WHERE tenant_id = ?) - ?
-            GROUP BY send_date ORDER BY send_date
+            SELECT kpi_date, sent, delivered, open_rate, click_rate, reply_rate, bounce_rate
+            FROM marts.mart_kpis_daily
+            WHERE tenant_id = ? AND sent > 0
+              AND kpi_date > (SELECT max(kpi_date) FROM marts.mart_kpis_daily WHERE tenant_id = ? AND sent > 0) - ?
+            ORDER BY kpi_date
             """,
             [tenant, tenant, days],
         ).fetchall()
-    kpis = [(d, s, dl, _pct(o, dl), _pct(c, dl), _pct(r, dl), _pct(b, s)) for d, s, dl, o, c, r, b in rows]
     return Summary(by_type, tenant, kpis)
 
 

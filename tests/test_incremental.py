@@ -6,7 +6,6 @@ import shutil
 from datetime import date
 
 import dagster as dg
-import pytest
 
 from orchestration import landing
 from orchestration.demo_data import generate

@@ -3,7 +3,7 @@
 
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import dagster as dg
