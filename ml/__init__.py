@@ -1,2 +1,7 @@
-"""Lead scoring: features -> train -> evaluate -> score. Plain Python with no Dagster import;
-the Dagster assets in orchestration/ wrap it. (Not built yet: the predictive issue.)"""
+"""Lead scoring: features -> train -> evaluate -> score. Plain Python with no Dagster import, usable on
+any table; the Dagster assets in orchestration/assets/ml.py wrap it.
+
+    from ml.train import fit
+    model = fit(frame, label="converted", time_column="snapshot_date", seed=0)
+    model.predict_proba(frame); model.explain(frame); model.evaluation
+"""

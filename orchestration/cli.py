@@ -69,6 +69,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.success else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from orchestration.runner import run_training
+
+    settings = get_settings()
+    _stage("train: lead-score candidate -> blocking promotion check -> re-score every open lead")
+    outcome = run_training(settings, progress=_stage)
+    if outcome.success:
+        status = "succeeded (candidate promoted)"
+    elif outcome.failed_checks:
+        status = f"candidate NOT promoted ({', '.join(outcome.failed_checks)} failed; scores keep the current model)"
+    else:
+        status = f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
+    _stage(f"train: {status}; run {outcome.run_id} in {outcome.seconds:.1f}s")
+    # A refused promotion is the check doing its job, not an error of the command.
+    return 0 if outcome.success or outcome.failed_checks else 1
+
+
 def _paths(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     return {**extra, "landing": str(settings.landing_dir), "warehouse": str(settings.warehouse_path),
             "dagster home": str(settings.dagster_home)}
@@ -82,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     input_dir = settings.home / "demo-input"
     args.out = str(input_dir)
-    steps = (cmd_generate, cmd_import, cmd_run)
+    steps = (cmd_generate, cmd_import, cmd_run, cmd_train)
     for step in steps:
         if not hasattr(args, "dir"):
             args.dir = str(input_dir)
@@ -188,8 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="generate + import + run + summary", description="Generate a demo dataset into "
-                       "$LEADRON_HOME/demo-input, import it, build the warehouse and print a summary.")
+    p = sub.add_parser("train", help="train, check and promote a lead-score model", description="Run the "
+                       "train_lead_score_model job in-process: train a LightGBM candidate on ml.ml_lead_features, "
+                       "promote it only if it beats the production model and the baseline on the held-back "
+                       "period (a blocking asset check), then re-score every open lead.")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="generate + import + run + train + summary", description="Generate a demo dataset into "
+                       "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.")
     _add_generate_options(p)
     p.set_defaults(func=cmd_demo, partition=None)
 

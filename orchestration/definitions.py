@@ -8,9 +8,17 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.assets.dbt import build_dbt_assets
+from orchestration.assets.ml import beats_production_and_baseline, lead_score_candidate, lead_score_model, mart_lead_scores
 from orchestration.assets.raw import build_raw_assets
 from orchestration.dbt_project import dbt_cli, leadron_dbt_project
-from orchestration.jobs import build_warehouse_job, daily_schedule, landing_sensor
+from orchestration.jobs import (
+    build_warehouse_job,
+    daily_schedule,
+    landing_sensor,
+    score_drift_sensor,
+    train_job,
+    weekly_training_schedule,
+)
 from orchestration.partitions import daily_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.settings import get_settings
@@ -20,12 +28,14 @@ def build_definitions() -> dg.Definitions:
     settings = get_settings()
     partitions_def = daily_partitions(settings)
     project = leadron_dbt_project()
-    job = build_warehouse_job()
+    job, training = build_warehouse_job(), train_job()
     return dg.Definitions(
-        assets=[*build_raw_assets(partitions_def), build_dbt_assets(project)],
-        jobs=[job],
-        schedules=[daily_schedule(job)],
-        sensors=[landing_sensor(job)],
+        assets=[*build_raw_assets(partitions_def), build_dbt_assets(project), lead_score_candidate,
+                lead_score_model, mart_lead_scores],
+        asset_checks=[beats_production_and_baseline],
+        jobs=[job, training],
+        schedules=[daily_schedule(job), weekly_training_schedule(training)],
+        sensors=[landing_sensor(job), score_drift_sensor(training)],
         resources={
             "warehouse": WarehouseResource(),
             "dbt": dbt_cli(project),

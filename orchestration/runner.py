@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from orchestration import landing
-from orchestration.jobs import BUILD_JOB
+from orchestration.jobs import BUILD_JOB, TRAIN_JOB
 from orchestration.settings import Settings
 
 
@@ -65,24 +65,52 @@ def run_build(
     days: tuple[date, date] | None = None,
 ) -> RunOutcome:
     """Build every asset for one day (`partition`), a range of days (`days`), or every landed day."""
+    first, last = days or partition_window(settings, partition)
+    progress(f"  launching {BUILD_JOB} for event days {first}..{last}")
+    return run_job(settings, BUILD_JOB, range_tags(first, last), instance, defs, log_level, progress,
+                   window=(first, last))
+
+
+def run_training(
+    settings: Settings,
+    instance: dg.DagsterInstance | None = None,
+    defs: dg.Definitions | None = None,
+    log_level: str = "INFO",
+    progress: Callable[[str], None] = lambda message: None,
+) -> RunOutcome:
+    """Train a lead-score candidate, promote it if it passes its blocking check, and re-score the leads."""
+    progress(f"  launching {TRAIN_JOB}")
+    today = datetime.now(UTC).date()
+    return run_job(settings, TRAIN_JOB, {}, instance, defs, log_level, progress, window=(today, today))
+
+
+def run_job(
+    settings: Settings,
+    job_name: str,
+    tags: dict[str, str],
+    instance: dg.DagsterInstance | None,
+    defs: dg.Definitions | None,
+    log_level: str,
+    progress: Callable[[str], None],
+    window: tuple[date, date],
+) -> RunOutcome:
+    """Execute one job of the Definitions in this process and summarise the outcome."""
     from orchestration.definitions import build_definitions  # parses dbt only when stale
 
     started = time.perf_counter()
-    progress("  loading definitions (dbt manifest is parsed only when dbt_project/ changed)")
-    defs = defs or build_definitions()
+    if defs is None:
+        progress("  loading definitions (dbt manifest is parsed only when dbt_project/ changed)")
+        defs = build_definitions()
     instance = instance or instance_for(settings)
-    first, last = days or partition_window(settings, partition)
-    job = defs.resolve_job_def(BUILD_JOB)
-    progress(f"  launching {BUILD_JOB} for event days {first}..{last} "
-             f"({len(defs.resolve_asset_graph().get_all_asset_keys())} assets)")
+    job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance,
-        tags=range_tags(first, last),
+        tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.step_key]
     checks = result.get_asset_check_evaluations()
     failed_checks = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
-    return RunOutcome(result.success, result.run_id, first, last, time.perf_counter() - started, failed,
+    return RunOutcome(result.success, result.run_id, window[0], window[1], time.perf_counter() - started, failed,
                       failed_checks, sum(1 for c in checks if c.passed))

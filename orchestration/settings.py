@@ -39,6 +39,9 @@ class Settings:
     mailgun_signing_key: str | None
     log_level: str
     as_of: str | None
+    ml_min_leads: int
+    ml_min_conversions: int
+    ml_psi_threshold: float
 
     @property
     def events_landing_dir(self) -> Path:
@@ -55,6 +58,11 @@ class Settings:
     @property
     def writer_lock_path(self) -> Path:
         return self.home / "warehouse.lock"
+
+    @property
+    def models_dir(self) -> Path:
+        # Trained lead-score models, one folder per version, and production.json naming the promoted one.
+        return self.home / "models"
 
     @property
     def api_dir(self) -> Path:
@@ -106,6 +114,9 @@ def get_settings() -> Settings:
         mailgun_signing_key=os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
         log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),
         as_of=os.environ.get("LEADRON_AS_OF") or None,
+        ml_min_leads=int(_env("LEADRON_ML_MIN_LEADS", "100")),
+        ml_min_conversions=int(_env("LEADRON_ML_MIN_CONVERSIONS", "20")),
+        ml_psi_threshold=float(_env("LEADRON_ML_PSI_THRESHOLD", "0.2")),
     )
 
 

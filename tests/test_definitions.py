@@ -33,8 +33,20 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert len(checks) >= 50
     assert any(c.startswith("expression_is_true_mart_email_performance_daily") for c in checks)
     assert defs.resolve_job_def("build_warehouse") is not None
-    assert [s.name for s in defs.schedules] == ["build_warehouse_schedule"]
-    assert [s.name for s in defs.sensors] == ["new_landing_batches"]
+    assert sorted(s.name for s in defs.schedules) == ["build_warehouse_schedule", "train_lead_score_model_schedule"]
+    assert sorted(s.name for s in defs.sensors) == ["lead_score_drift", "new_landing_batches"]
+    # Lead scoring: features from dbt feed the candidate, whose blocking check guards the promoted model;
+    # the daily build scores leads but neither trains nor promotes.
+    assert {"ml/ml_lead_features", "ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores"} <= keys
+    assert dg.AssetKey(["ml", "ml_lead_features"]) in graph.get(dg.AssetKey(["ml", "lead_score_candidate"])).parent_keys
+    promotion = dg.AssetCheckKey(dg.AssetKey(["ml", "lead_score_candidate"]), "beats_production_and_baseline")
+    assert promotion in graph.asset_check_keys
+    from orchestration.jobs import build_warehouse_job, train_job
+
+    daily = {k.to_user_string() for k in build_warehouse_job().selection.resolve(graph)}
+    weekly = {k.to_user_string() for k in train_job().selection.resolve(graph)}
+    assert "marts/mart_lead_scores" in daily and "ml/lead_score_candidate" not in daily
+    assert weekly == {"ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores"}
 
 
 def test_dbt_arguments_and_keys_are_pure_functions():
@@ -43,9 +55,11 @@ def test_dbt_arguments_and_keys_are_pure_functions():
     assert dbt_build_args() == ["build"]
     assert dbt_build_args(full_refresh=True) == ["build", "--full-refresh"]
     assert dbt_build_args(as_of="2026-03-31 00:00:00") == ["build", "--vars", '{"as_of": "2026-03-31 00:00:00"}']
-    assert dbt_build_args(window=(date(2026, 3, 2), date(2026, 3, 4))) == [
-        "build", "--vars", '{"min_date": "2026-03-02", "max_date": "2026-03-04"}']
-    from orchestration.assets.dbt import run_window
+    from orchestration.assets.dbt import run_window, window_env
+
+    assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {
+        "LEADRON_DBT_MIN_DATE": "2026-03-02", "LEADRON_DBT_MAX_DATE": "2026-03-04"}
+    assert window_env(None) == {"LEADRON_DBT_MIN_DATE": "", "LEADRON_DBT_MAX_DATE": ""}
 
     assert run_window({"dagster/asset_partition_range_start": "2026-03-02",
                        "dagster/asset_partition_range_end": "2026-03-04"}) == (date(2026, 3, 2), date(2026, 3, 4))

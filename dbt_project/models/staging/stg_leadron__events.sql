@@ -7,13 +7,15 @@
 -- Typed events, deduplicated on (tenant_id, event_id) across days (first received wins),
 -- with the bot flag of METRICS.md and the reason for it.
 --
--- Incremental: a run re-derives every event day from the window's first day (var min_date, set by
--- the Dagster partition; else the newest day already built) minus var lookback_days (default 3).
+-- Incremental: a run re-derives every event day from the window's first day (var min_date, else the
+-- environment's LEADRON_DBT_MIN_DATE that a Dagster run sets from its partition range; else the newest
+-- day already built) minus var lookback_days (default 3).
 -- Earlier days are kept; an event id already kept from an earlier day stays unless this copy was
 -- received first (then delete+insert replaces it), so the result equals a full refresh.
 
 {% if is_incremental() %}
-    {%- set window_start = "cast('" ~ var('min_date') ~ "' as date)" if var('min_date', none)
+    {%- set min_date = var('min_date', env_var('LEADRON_DBT_MIN_DATE', '')) -%}
+    {%- set window_start = "cast('" ~ min_date ~ "' as date)" if min_date
         else "(select max(event_date) from " ~ this ~ ")" -%}
     {%- set scan_start = dbt.dateadd('day', -1 * var('lookback_days', 3), window_start) -%}
 {% endif %}

@@ -1,0 +1,250 @@
+"""Full build of every mart on ~10 million events, an incremental run of one new day, and a reference.
+
+    .venv/bin/python bench/marts_10m.py [--events 10000000] [--home DIR]
+
+1. Generates ~10M events (8 tenants, a year) and imports all arrival days but the last.
+2. Full build: the `build_warehouse` job in-process (raw load, then one `dbt build`: every model and
+   every test). The dbt step is timed apart from the raw load (Dagster step events).
+3. Reference, in the same process, on the same raw tables: bench/reference_marts.sql, hand-written
+   DuckDB SQL that builds the same staging events and the same marts (CREATE TABLE ... AS) in a
+   scratch database, no tests, no framework. Every mart is compared with the dbt one.
+4. Incremental: imports the held-back last arrival day (new day plus late events and re-deliveries)
+   and runs the job for the event days that batch touches, exactly as the landing sensor would.
+
+Writes bench/results/marts_10m.{json,md}. Ratios are of wall-clock seconds in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REFERENCE_SQL = ROOT / "bench" / "reference_marts.sql"
+
+
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall seconds per step of a Dagster run, from its STEP_START / STEP_SUCCESS|FAILURE events."""
+    import dagster as dg
+
+    started: dict[str, float] = {}
+    spent: dict[str, float] = {}
+    records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_START,
+                                                            dg.DagsterEventType.STEP_SUCCESS,
+                                                            dg.DagsterEventType.STEP_FAILURE}).records
+    for record in records:
+        entry = record.event_log_entry
+        key = entry.step_key
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            started[key] = entry.timestamp
+        elif key in started:
+            spent[key] = round(entry.timestamp - started[key], 1)
+    return spent
+
+
+def dbt_node_seconds() -> dict[str, float]:
+    """Seconds per dbt node of the last invocation, slowest first (target/run_results.json)."""
+    results = json.loads((ROOT / "dbt_project" / "target" / "run_results.json").read_text())["results"]
+    timed = {r["unique_id"]: round(r["execution_time"], 2) for r in results}
+    return dict(sorted(timed.items(), key=lambda kv: -kv[1]))
+
+
+def run_reference(warehouse: Path, scratch: Path, as_of: str) -> float:
+    """The hand-written SQL on the warehouse's raw tables, into a scratch database; seconds."""
+    import duckdb
+
+    scratch.unlink(missing_ok=True)
+    statements = [s.strip() for s in REFERENCE_SQL.read_text().split(";\n") if s.strip()]
+    started = time.perf_counter()
+    con = duckdb.connect(str(scratch))
+    con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse)])
+    con.execute("SET VARIABLE as_of = CAST(? AS TIMESTAMP)", [as_of])
+    for statement in statements:
+        con.execute(statement)
+    con.close()
+    return time.perf_counter() - started
+
+
+# (dbt mart query, reference query) per mart: the same columns, compared with EXCEPT both ways.
+SAME_ROWS = {
+    "mart_kpis_daily": (
+        "SELECT tenant_id, kpi_date, sent, delivered, replied, bounced, unique_opens, unique_clicks, leads_contacted, "
+        "leads_engaged, leads_replied, leads_converted FROM wh.marts.mart_kpis_daily",
+        "SELECT tenant_id, kpi_date, emails_sent, emails_delivered, replies, bounces, unique_opens, unique_clicks, "
+        "leads_contacted, leads_engaged, leads_replied, leads_converted FROM ref_kpis_daily"),
+    "mart_email_performance_daily": (
+        "SELECT tenant_id, send_date, workflow_id, step_number, user_id, sent, bounced, delivered, opens_total, "
+        "unique_opens, replied, leads_replied FROM wh.marts.mart_email_performance_daily",
+        "SELECT tenant_id, send_date, workflow_id, step_number, user_id, sent, bounced, delivered, opens_total, "
+        "unique_opens, replied, leads_replied FROM ref_email_performance_daily"),
+    "mart_activity_daily": (
+        "SELECT tenant_id, event_date, event_type, events, human_events, bot_events, unique_leads "
+        "FROM wh.marts.mart_activity_daily", "SELECT * FROM ref_activity_daily"),
+    "mart_cohort_retention": (
+        "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
+        "FROM wh.marts.mart_cohort_retention",
+        "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
+        "FROM ref_cohort_retention"),
+    "mart_funnel_email": (
+        "SELECT tenant_id, cohort_week, workflow, step1_entities, step2_entities, step3_entities, step4_entities "
+        "FROM wh.marts.mart_funnel_email",
+        "SELECT tenant_id, cohort_week, workflow_id, step1, step2, step3, step4 FROM ref_funnel_email"),
+    "mart_funnel_web": (
+        "SELECT tenant_id, cohort_week, lead_source, step1_entities, step2_entities FROM wh.marts.mart_funnel_web",
+        "SELECT tenant_id, cohort_week, lead_source, step1, step2 FROM ref_funnel_web"),
+    "mart_team_performance": (
+        "SELECT tenant_id, team_id, user_id, week_start, sent, replied, leads_converted, median_seconds_to_first_reply "
+        "FROM wh.marts.mart_team_performance",
+        "SELECT tenant_id, team_id, user_id, week_start, sent, replied, leads_converted, median_seconds_to_first_reply "
+        "FROM ref_team_performance"),
+    "mart_sequence_steps": (
+        "SELECT tenant_id, workflow_id, step_number, sends, executions, executions_not_yet_replied, "
+        "executions_replied_at_step, executions_started, executions_replied_by_step FROM wh.marts.mart_sequence_steps",
+        "SELECT tenant_id, workflow_id, step_number, sends, executions, not_yet_replied, replied_at_step, started, "
+        "replied_by_step FROM ref_sequence_steps"),
+    "mart_form_submissions_daily": (
+        "SELECT tenant_id, form_id, submission_date, submissions, unique_leads, leads_converted_afterwards "
+        "FROM wh.marts.mart_form_submissions_daily", "SELECT * FROM ref_form_submissions_daily"),
+    "mart_page_visits_daily": (
+        "SELECT tenant_id, page_url, visit_date, visits, unique_leads FROM wh.marts.mart_page_visits_daily",
+        "SELECT * FROM ref_page_visits_daily"),
+    "mart_lead_engagement": (
+        "SELECT tenant_id, lead_id, sends, opens, clicks, replies, form_submissions, page_visits, "
+        "last_human_engagement_at, engagement_tier FROM wh.marts.mart_lead_engagement",
+        "SELECT tenant_id, lead_id, coalesce(sends, 0), coalesce(opens, 0), coalesce(clicks, 0), coalesce(replies, 0), "
+        "coalesce(form_submissions, 0), coalesce(page_visits, 0), last_human_engagement_at, engagement_tier "
+        "FROM ref_lead_engagement"),
+}
+
+
+def compare_marts(warehouse: Path, scratch: Path) -> dict[str, dict[str, int]]:
+    """Per mart: its rows, and rows found only in the dbt mart or only in the reference (both 0 = equal)."""
+    import duckdb
+
+    con = duckdb.connect(str(scratch), read_only=True)
+    con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse)])
+    out = {}
+    for mart, (dbt, ref) in SAME_ROWS.items():
+        count = lambda sql: con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # noqa: E731
+        out[mart] = {"rows": count(dbt), "only_in_dbt": count(f"{dbt} EXCEPT {ref}"),
+                     "only_in_reference": count(f"{ref} EXCEPT {dbt}")}
+    con.close()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--home", default=str(ROOT / ".leadron-bench-marts"), help="keeps input/ and held-back/")
+    parser.add_argument("--end", default="2026-11-26", help="last day of generated data")
+    args = parser.parse_args()
+    home = Path(args.home)
+    source, held, run_home = home / "input", home / "held-back", home / "run"
+    # The generated input is kept between runs (deterministic); the warehouse home starts empty every run.
+    shutil.rmtree(run_home, ignore_errors=True)
+    os.environ["LEADRON_HOME"] = str(run_home)
+    os.environ["LEADRON_AS_OF"] = f"{date.fromisoformat(args.end).isoformat()} 23:59:59"
+    for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
+        os.environ.pop(var, None)
+
+    from orchestration import landing
+    from orchestration.demo_data import generate
+    from orchestration.importer import import_folder
+    from orchestration.runner import instance_for, run_build
+    from orchestration.settings import get_settings
+
+    settings = get_settings()
+    if not held.exists():
+        generate(source, events=args.events, tenants=8, seed=10, end=date.fromisoformat(args.end), days=365,
+                 progress=print)
+        held.mkdir()
+        last_file = sorted(source.glob("events-*.jsonl"))[-1]
+        shutil.move(last_file, held / last_file.name)
+        for dim in source.glob("*.csv"):
+            shutil.copy(dim, held / dim.name)
+    started = time.perf_counter()
+    assert import_folder(source, settings).ok
+    print(f"imported in {time.perf_counter() - started:.0f}s", flush=True)
+    instance = instance_for(settings)
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions()  # parses dbt once here, outside the timed runs
+
+    print("full build ...", flush=True)
+    full = run_build(settings, instance=instance, defs=defs, log_level="WARNING")
+    assert full.success and not full.failed_checks, (full.failed_steps, full.failed_checks)
+    full_steps = step_seconds(instance, full.run_id)
+    full_nodes = dbt_node_seconds()
+    print(f"  {full.seconds:.1f}s {full_steps}", flush=True)
+
+    print("reference ...", flush=True)
+    scratch = home / "reference.duckdb"
+    reference_seconds = run_reference(settings.warehouse_path, scratch, os.environ["LEADRON_AS_OF"])
+    kpi_check = compare_marts(settings.warehouse_path, scratch)
+    print(f"  {reference_seconds:.1f}s {kpi_check}", flush=True)
+
+    print("incremental day ...", flush=True)
+    before = set(landing.event_batches(settings))
+    assert import_folder(held, settings).ok
+    new = [b for b in landing.event_batches(settings) if b not in before]
+    days = sorted({d for b in new for d in landing.batch_dates(settings, b)})
+    incremental = run_build(settings, instance=instance, defs=defs, log_level="WARNING", days=(days[0], days[-1]))
+    assert incremental.success and not incremental.failed_checks, incremental.failed_steps
+    incremental_steps = step_seconds(instance, incremental.run_id)
+    incremental_nodes = dbt_node_seconds()
+
+    import duckdb
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    events = con.execute("SELECT count(*) FROM staging.stg_leadron__events").fetchone()[0]
+    con.close()
+    dbt_full = full_steps.get("dbt_models", full.seconds)
+    record = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "events_in_staging": events,
+        "full_build": {"run_seconds": round(full.seconds, 1), "steps": full_steps,
+                       "slowest_dbt_nodes": dict(list(full_nodes.items())[:15])},
+        "reference": {"seconds": round(reference_seconds, 1), "comparison_with_dbt_marts": kpi_check},
+        "incremental_day": {"event_days": [days[0].isoformat(), days[-1].isoformat()],
+                            "run_seconds": round(incremental.seconds, 1), "steps": incremental_steps,
+                            "slowest_dbt_nodes": dict(list(incremental_nodes.items())[:15])},
+        "ratios": {
+            "full_dbt_step_to_reference": round(dbt_full / reference_seconds, 2),
+            "full_run_to_reference": round(full.seconds / reference_seconds, 2),
+            "incremental_run_to_full_run": round(incremental.seconds / full.seconds, 3),
+        },
+    }
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "marts_10m.json").write_text(json.dumps(record, indent=2) + "\n")
+    r = record["ratios"]
+    lines = [
+        "# All marts on ~10M events: full build, one incremental day, hand-written reference", "",
+        f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events in staging.", "",
+        "| run | seconds |", "|---|---|",
+        f"| full build (Dagster run: raw load + dbt build with tests) | {record['full_build']['run_seconds']} |",
+        f"| of which the dbt step | {dbt_full} |",
+        f"| hand-written DuckDB reference (same marts, no tests) | {record['reference']['seconds']} |",
+        f"| incremental day {days[0]}..{days[-1]} (Dagster run) | {record['incremental_day']['run_seconds']} |", "",
+        f"- dbt step / reference: **{r['full_dbt_step_to_reference']}x** (target <= 1.5x)",
+        f"- full run / reference: {r['full_run_to_reference']}x",
+        f"- incremental day / full run: **{r['incremental_run_to_full_run'] * 100:.1f}%** (target < 5%)",
+        "", "Reference vs dbt marts (same columns, EXCEPT both ways):", "",
+        "| mart | rows | only in dbt | only in reference |", "|---|---|---|---|",
+        *[f"| {m} | {c['rows']} | {c['only_in_dbt']} | {c['only_in_reference']} |" for m, c in kpi_check.items()],
+    ]
+    (out / "marts_10m.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+-- Lead-scoring features (METRICS.md "Lead scores"): one row per open lead per snapshot date.
+-- Snapshots are the as-of day and every `ml_snapshot_every_days` before it (`ml_snapshot_count` in all),
+-- at 00:00 UTC. Features use only events that happened before the snapshot; the label (converted
+-- within 90 days after it) only what came after, and is null while those 90 days have not elapsed.
+-- A lead is in a snapshot when it was created before it and had not converted before it.
+
+{% set every = var('ml_snapshot_every_days', 28) %}
+{% set label_days = var('ml_label_days', 90) %}
+{% set half_life_ms = 86400000.0 * 14 %}
+
+with snapshots as (
+
+    {% for k in range(var('ml_snapshot_count', 13)) %}
+    select cast({{ dbt.dateadd('day', -1 * k * every, 'cast(' ~ as_of_timestamp() ~ ' as date)') }} as date) as snapshot_date
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_leadron__events') }}
+    where lead_id is not null
+
+),
+
+-- Per lead and event day: counts, and the engagement weights already decayed to the end of that day,
+-- so that a snapshot only has to decay each day's sum once more (0.5^(a+b) = 0.5^a * 0.5^b).
+lead_days as (
+
+    select
+        tenant_id,
+        lead_id,
+        event_date,
+        sum(case when event_type = 'email_sent' then 1 else 0 end) as sends,
+        sum(case when event_type = 'email_open' and not is_bot then 1 else 0 end) as opens,
+        sum(case when event_type = 'link_click' and not is_bot then 1 else 0 end) as clicks,
+        sum(case when event_type = 'email_reply' then 1 else 0 end) as replies,
+        sum(case when event_type = 'email_reply' and sentiment = 'positive' then 1 else 0 end) as positive_replies,
+        sum(case when event_type = 'email_bounce' then 1 else 0 end) as bounces,
+        sum(case when event_type = 'form_submission' then 1 else 0 end) as form_submissions,
+        sum(case when event_type = 'page_visit' then 1 else 0 end) as page_visits,
+        {% for name, event_type, weight in [('open', 'email_open', 1), ('click', 'link_click', 3),
+                                             ('visit', 'page_visit', 2), ('form', 'form_submission', 8),
+                                             ('reply', 'email_reply', 10)] %}
+        sum(case when event_type = '{{ event_type }}' and not is_bot
+                 then {{ weight }} * power(0.5, {{ dbt.datediff('occurred_at', dbt.dateadd('day', 1, 'event_date'), 'millisecond') }}
+                                              / {{ half_life_ms }})
+                 else 0 end) as decayed_{{ name }},
+        {% endfor %}
+        min(occurred_at) as first_event_at,
+        max(case when event_type = 'email_sent' then occurred_at end) as last_send_at,
+        max(case when event_type = 'email_reply' then occurred_at end) as last_reply_at,
+        max(case when not is_bot and event_type in ('email_open', 'link_click', 'email_reply', 'form_submission', 'page_visit')
+                 then occurred_at end) as last_human_engagement_at
+    from events
+    group by tenant_id, lead_id, event_date
+
+),
+
+population as (
+
+    select
+        l.tenant_id,
+        l.lead_id,
+        l.lead_source,
+        l.created_at,
+        l.converted_at,
+        s.snapshot_date,
+        cast(s.snapshot_date as {{ dbt.type_timestamp() }}) as snapshot_at
+    from {{ ref('stg_leadron__leads') }} as l
+    cross join snapshots as s
+    where l.created_at < cast(s.snapshot_date as {{ dbt.type_timestamp() }})
+        and (l.converted_at is null or l.converted_at >= cast(s.snapshot_date as {{ dbt.type_timestamp() }}))
+
+),
+
+history as (
+
+    select
+        p.tenant_id,
+        p.lead_id,
+        p.snapshot_date,
+        sum(d.sends) as sends_total,
+        sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.sends else 0 end) as sends_30d,
+        sum(d.opens) as opens_total,
+        sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.opens else 0 end) as opens_30d,
+        sum(d.clicks) as clicks_total,
+        sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.clicks else 0 end) as clicks_30d,
+        sum(d.replies) as replies_total,
+        sum(d.positive_replies) as positive_replies_total,
+        sum(d.bounces) as bounces_total,
+        sum(d.form_submissions) as form_submissions_total,
+        sum(d.page_visits) as page_visits_total,
+        sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.page_visits else 0 end) as page_visits_30d,
+        {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
+        sum(d.decayed_{{ name }} * power(0.5, {{ dbt.datediff(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at', 'millisecond') }}
+                                             / {{ half_life_ms }})) as score_{{ name }},
+        {% endfor %}
+        min(d.first_event_at) as first_event_at,
+        max(d.last_send_at) as last_send_at,
+        max(d.last_reply_at) as last_reply_at,
+        max(d.last_human_engagement_at) as last_human_engagement_at
+    from population as p
+    inner join lead_days as d
+        on p.tenant_id = d.tenant_id
+        and p.lead_id = d.lead_id
+        and d.event_date < p.snapshot_date
+    group by p.tenant_id, p.lead_id, p.snapshot_date
+
+)
+
+select
+    {{ surrogate_key(['p.tenant_id', 'p.lead_id', 'p.snapshot_date']) }} as feature_key,
+    p.tenant_id,
+    p.lead_id,
+    p.snapshot_date,
+    p.lead_source,
+    {{ dbt.datediff('p.created_at', 'p.snapshot_at', 'day') }} as lead_age_days,
+    coalesce(h.sends_total, 0) as sends_total,
+    coalesce(h.sends_30d, 0) as sends_30d,
+    coalesce(h.opens_total, 0) as opens_total,
+    coalesce(h.opens_30d, 0) as opens_30d,
+    coalesce(h.clicks_total, 0) as clicks_total,
+    coalesce(h.clicks_30d, 0) as clicks_30d,
+    coalesce(h.replies_total, 0) as replies_total,
+    coalesce(h.positive_replies_total, 0) as positive_replies_total,
+    coalesce(h.bounces_total, 0) as bounces_total,
+    coalesce(h.form_submissions_total, 0) as form_submissions_total,
+    coalesce(h.page_visits_total, 0) as page_visits_total,
+    coalesce(h.page_visits_30d, 0) as page_visits_30d,
+    {{ dbt.datediff('h.first_event_at', 'p.snapshot_at', 'day') }} as days_since_first_touch,
+    {{ dbt.datediff('h.last_send_at', 'p.snapshot_at', 'day') }} as days_since_last_send,
+    {{ dbt.datediff('h.last_reply_at', 'p.snapshot_at', 'day') }} as days_since_last_reply,
+    {{ dbt.datediff('h.last_human_engagement_at', 'p.snapshot_at', 'day') }} as days_since_last_engagement,
+    {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
+    coalesce(h.score_{{ name }}, 0) as score_{{ name }},
+    {% endfor %}
+    coalesce(h.score_open, 0) + coalesce(h.score_click, 0) + coalesce(h.score_visit, 0)
+        + coalesce(h.score_form, 0) + coalesce(h.score_reply, 0) as engagement_score,
+    case
+        when {{ dbt.dateadd('day', label_days, 'p.snapshot_date') }} > cast({{ as_of_timestamp() }} as date) then null
+        when p.converted_at < {{ dbt.dateadd('day', label_days, 'p.snapshot_at') }} then 1
+        else 0
+    end as converted_within_90d
+from population as p
+left join history as h
+    on p.tenant_id = h.tenant_id
+    and p.lead_id = h.lead_id
+    and p.snapshot_date = h.snapshot_date

@@ -1,0 +1,259 @@
+"""Lead scoring for the warehouse: training frames, the promotion rule, the model registry and scoring.
+
+Pure functions over DataFrames and files (no Dagster); orchestration/assets/ml.py calls them.
+
+- Training rows: ml.ml_lead_features rows whose 90-day label is known; features are every column but
+  the identifiers; the split is by snapshot date (the latest snapshots are held back).
+- Promotion: a candidate is promoted when, on its held-back rows, its ROC-AUC beats the baseline's
+  and the production model's (scored on the same rows), and its Brier score is no worse than the
+  baseline's.
+- Scoring: every open lead at the newest snapshot. Tenants with fewer than LEADRON_ML_MIN_LEADS open
+  leads or LEADRON_ML_MIN_CONVERSIONS labelled conversions (and every tenant while no model is
+  promoted) are scored with the baseline: the engagement score, calibrated to a probability.
+- Score = round(100 * probability). Tier within the tenant by probability rank: A = top 10%,
+  B = next 20%, C = next 30%, D = the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.calibration import Isotonic
+from ml.evaluate import evaluate
+from ml.train import TrainedModel
+
+FEATURES_TABLE = "ml.ml_lead_features"
+LABEL = "converted_within_90d"
+TIME_COLUMN = "snapshot_date"
+BASELINE = "engagement_score"
+IDENTIFIERS = ["feature_key", "tenant_id", "lead_id"]
+BASELINE_VERSION = "baseline-engagement-v1"
+SCORE_COMPONENTS = {"score_reply": "replies", "score_form": "form submissions", "score_click": "clicks",
+                    "score_visit": "page visits", "score_open": "opens"}
+TIERS = (("A", 0.10), ("B", 0.30), ("C", 0.60), ("D", 1.01))  # cumulative share of the tenant's leads
+
+
+def load_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY tenant_id, lead_id, snapshot_date").df()
+
+
+def training_frame(features: pd.DataFrame) -> pd.DataFrame:
+    labelled = features[features[LABEL].notna()].drop(columns=IDENTIFIERS).reset_index(drop=True)
+    labelled[LABEL] = labelled[LABEL].astype("int64")
+    return labelled
+
+
+def latest_snapshot(features: pd.DataFrame) -> pd.DataFrame:
+    newest = features[TIME_COLUMN].max()
+    return features[features[TIME_COLUMN] == newest].reset_index(drop=True)
+
+
+def eligible_tenants(features: pd.DataFrame, min_leads: int, min_conversions: int) -> dict[str, dict]:
+    """Per tenant: open leads at the newest snapshot, labelled conversions, and whether the model may score it."""
+    open_leads = latest_snapshot(features).groupby("tenant_id").size()
+    conversions = features[features[LABEL] == 1].groupby("tenant_id").size()
+    out = {}
+    for tenant in sorted(features["tenant_id"].unique()):
+        leads, converted = int(open_leads.get(tenant, 0)), int(conversions.get(tenant, 0))
+        out[tenant] = {"open_leads": leads, "labelled_conversions": converted,
+                       "model_eligible": leads >= min_leads and converted >= min_conversions}
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    candidate_roc_auc: float
+    baseline_roc_auc: float
+    production_roc_auc: float | None
+
+
+def decide_promotion(candidate: dict, baseline: dict, production: dict | None) -> Decision:
+    """The promotion rule (module docstring) on evaluations of the same held-back rows."""
+    c, b = candidate["roc_auc"], baseline["roc_auc"]
+    p = production["roc_auc"] if production else None
+    if c <= b:
+        return Decision(False, f"ROC-AUC {c:.4f} does not beat the baseline's {b:.4f}", c, b, p)
+    if candidate["brier"] > baseline["brier"]:
+        return Decision(False, f"Brier {candidate['brier']:.4f} is worse than the baseline's "
+                               f"{baseline['brier']:.4f}", c, b, p)
+    if p is not None and c <= p:
+        return Decision(False, f"ROC-AUC {c:.4f} does not beat the production model's {p:.4f}", c, b, p)
+    against = f" and the production model's {p:.4f}" if p is not None else " (no production model yet)"
+    return Decision(True, f"ROC-AUC {c:.4f} beats the baseline's {b:.4f}{against}", c, b, p)
+
+
+def held_back_rows(features: pd.DataFrame, model: TrainedModel) -> pd.DataFrame:
+    """The labelled rows of `model`'s held-back period (its split's test part)."""
+    frame = training_frame(features)
+    start = pd.Timestamp(model.evaluation["split"]["test_from"])
+    return frame[pd.to_datetime(frame[TIME_COLUMN]) >= start]
+
+
+def evaluate_on(model: TrainedModel, rows: pd.DataFrame) -> dict:
+    return evaluate(rows[LABEL].to_numpy(), model.predict_proba(rows))
+
+
+# --- the model registry: LEADRON_HOME/models/<version>/ and production.json -------------------------
+
+def model_folder(models_dir: Path, version: str) -> Path:
+    return models_dir / version
+
+
+def production_version(models_dir: Path) -> str | None:
+    pointer = models_dir / "production.json"
+    return json.loads(pointer.read_text())["version"] if pointer.exists() else None
+
+
+def load_production(models_dir: Path) -> TrainedModel | None:
+    version = production_version(models_dir)
+    return TrainedModel.load(model_folder(models_dir, version)) if version else None
+
+
+def promote(models_dir: Path, version: str, reason: str) -> None:
+    """Point production.json at `version`, atomically (a reader sees the old or the new pointer)."""
+    pointer = models_dir / "production.json"
+    temporary = pointer.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"version": version, "promoted_at": _now().isoformat(), "reason": reason}) + "\n")
+    os.replace(temporary, pointer)
+
+
+def model_card(model: TrainedModel, trained_at: datetime, features: pd.DataFrame) -> dict:
+    labelled = training_frame(features)
+    return {
+        "model_version": model.version,
+        "trained_at": trained_at.isoformat(),
+        "algorithm": "LightGBM gradient-boosted trees, isotonic calibration",
+        "label": f"{LABEL}: the lead converts within 90 days after the snapshot date",
+        "training_window": {"first_snapshot": str(labelled[TIME_COLUMN].min()),
+                            "last_labelled_snapshot": str(labelled[TIME_COLUMN].max()),
+                            "held_back_from": model.evaluation["split"]["test_from"]},
+        "rows": model.evaluation["training_rows"],
+        "positive_rate": model.evaluation["positive_rate"],
+        "features": model.features,
+        "dropped_columns": model.evaluation["dropped_columns"],
+        "hyperparameters": model.params,
+        "split": model.evaluation["split"],
+        "evaluation": {"model": model.evaluation["model"], "baseline": model.evaluation["baseline"]},
+    }
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+def _tiers(probability: pd.Series, tenant: pd.Series, lead: pd.Series) -> pd.Series:
+    frame = pd.DataFrame({"p": probability.to_numpy(), "tenant": tenant.to_numpy(), "lead": lead.to_numpy()})
+    frame = frame.sort_values(["tenant", "p", "lead"], ascending=[True, False, True], kind="stable")
+    position = frame.groupby("tenant").cumcount()
+    share = (position + 1) / frame.groupby("tenant")["p"].transform("size")
+    tier = pd.Series("D", index=frame.index)
+    for name, upto in reversed(TIERS):
+        tier[share <= upto] = name
+    return tier.sort_index()
+
+
+def describe(feature: str, value: object) -> str:
+    """A person's reading of a feature value ("last reply 2 days ago", "3 replies in the last 30 days")."""
+    if value is None or pd.isna(value):
+        return f"no {feature.removeprefix('days_since_').replace('_', ' ')}"
+    number = float(value) if isinstance(value, (int, float, np.number)) else None
+    shown = (f"{int(number)}" if number is not None and number.is_integer()
+             else f"{number:.1f}" if number is not None else str(value))
+    if feature.startswith("days_since_"):
+        return f"{feature.removeprefix('days_since_').replace('_', ' ')} {shown} days ago"
+    if feature == "lead_age_days":
+        return f"lead created {shown} days ago"
+    if feature.startswith("score_"):
+        return f"recent {SCORE_COMPONENTS.get(feature, feature)} (decayed weight {shown})"
+    if feature.endswith("_total"):
+        return f"{shown} {feature.removesuffix('_total').replace('_', ' ')}"
+    if feature.endswith("_30d"):
+        return f"{shown} {feature.removesuffix('_30d').replace('_', ' ')} in the last 30 days"
+    return f"{feature.replace('_', ' ')} {shown}"
+
+
+def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+    """Top factors per row: the features whose removal from the log-odds moves the (uncalibrated)
+    probability most, in score points (100 * probability change), with their sign."""
+    contributions = model.explain(frame)
+    raw = contributions.to_numpy().sum(axis=1)  # the booster's log-odds, bias included
+    contributions = contributions.drop(columns=["bias"])
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    points = 100.0 * (sigmoid(raw)[:, None] - sigmoid(raw[:, None] - contributions.to_numpy()))
+    names = contributions.columns
+    out = []
+    for i in range(len(frame)):
+        order = np.argsort(-np.abs(points[i]), kind="stable")[:top]
+        rounded = [round(float(points[i, j]), 1) for j in order]
+        out.append([{"feature": names[j], "points": p,
+                     "text": f"{describe(names[j], frame.iloc[i][names[j]])}: {p:+.0f}"}
+                    for j, p in zip(order, rounded)])
+    return out
+
+
+def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+    """Top factors of the baseline: the largest components of the engagement score (engagement points)."""
+    components = frame[list(SCORE_COMPONENTS)].to_numpy(dtype="float64")
+    names = list(SCORE_COMPONENTS)
+    out = []
+    for i in range(len(frame)):
+        order = [j for j in np.argsort(-components[i], kind="stable")[:top] if components[i, j] > 0]
+        out.append([{"feature": names[j], "points": round(float(components[i, j]), 1),
+                     "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{components[i, j]:.1f} engagement"}
+                    for j in order])
+    return out
+
+
+def baseline_calibration(model: TrainedModel | None, features: pd.DataFrame) -> Isotonic:
+    """Engagement score -> probability: the production model's baseline map, else one fitted on all labels."""
+    if model is not None:
+        return Isotonic.from_dict(model.evaluation["baseline"]["calibration"])
+    labelled = training_frame(features)
+    return Isotonic.fit(labelled[BASELINE].to_numpy(), labelled[LABEL].to_numpy())
+
+
+def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dict[str, dict],
+                scored_at: datetime) -> pd.DataFrame:
+    """mart_lead_scores rows: every open lead at the newest snapshot."""
+    current = latest_snapshot(features)
+    by_model = current["tenant_id"].map(lambda t: model is not None and tenants[t]["model_eligible"]).to_numpy()
+    probability = np.zeros(len(current))
+    factors: list[list[dict]] = [[] for _ in range(len(current))]
+    if by_model.any():
+        rows = current[by_model]
+        probability[by_model] = model.predict_proba(rows)
+        for i, f in zip(np.flatnonzero(by_model), _model_factors(model, rows)):
+            factors[i] = f
+    if (~by_model).any():
+        rows = current[~by_model]
+        probability[~by_model] = baseline_calibration(model, features)(rows[BASELINE].to_numpy())
+        for i, f in zip(np.flatnonzero(~by_model), _baseline_factors(rows)):
+            factors[i] = f
+    out = pd.DataFrame({
+        "tenant_id": current["tenant_id"],
+        "lead_id": current["lead_id"],
+        "snapshot_date": current[TIME_COLUMN],
+        "probability": probability.round(6),
+        "score": np.rint(probability * 100).astype("int64"),
+    })
+    out["tier"] = _tiers(out["probability"], out["tenant_id"], out["lead_id"])
+    for k in range(3):
+        out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
+    out["top_factors"] = [json.dumps(f) for f in factors]
+    out["engagement_score"] = current[BASELINE].round(6)
+    out["scoring_method"] = np.where(by_model, "model", "baseline")
+    out["model_version"] = np.where(by_model, model.version if model else "", BASELINE_VERSION)
+    out["scored_at"] = scored_at
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
