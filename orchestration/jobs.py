@@ -70,9 +70,11 @@ def score_drift_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinit
                description="Retrains when the latest scores drift from the production model's held-back scores "
                            "(population stability index above LEADRON_ML_PSI_THRESHOLD, default 0.2).")
     def lead_score_drift(context: dg.SensorEvaluationContext):
-        event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "mart_lead_scores"]))
-        if event is None or str(event.storage_id) == context.cursor:
+        records = context.instance.fetch_materializations(
+            dg.AssetKey(["marts", "mart_lead_scores"]), limit=1, ascending=False).records
+        if not records or str(records[0].storage_id) == context.cursor:
             return dg.SkipReason("no new lead scores")
+        event = records[0]
         context.update_cursor(str(event.storage_id))
         psi = event.asset_materialization.metadata.get("score_psi_vs_training")
         value = psi.value if psi is not None else None

@@ -10,8 +10,9 @@ Pure functions over DataFrames and files (no Dagster); orchestration/assets/ml.p
 - Scoring: every open lead at the newest snapshot. Tenants with fewer than LEADRON_ML_MIN_LEADS open
   leads or LEADRON_ML_MIN_CONVERSIONS labelled conversions (and every tenant while no model is
   promoted) are scored with the baseline: the engagement score, calibrated to a probability.
-- Score = round(100 * probability). Tier within the tenant by probability rank: A = top 10%,
-  B = next 20%, C = next 30%, D = the rest.
+- Score = round(100 * probability). Tier within the tenant by the share of its open leads with a
+  higher probability (plus the lead itself): A = top 10%, B = to 30%, C = to 60%, D = the rest;
+  leads with equal probabilities share the better tier.
 """
 
 from __future__ import annotations
@@ -149,15 +150,14 @@ def model_card(model: TrainedModel, trained_at: datetime, features: pd.DataFrame
 
 # --- scoring ----------------------------------------------------------------------------------------
 
-def _tiers(probability: pd.Series, tenant: pd.Series, lead: pd.Series) -> pd.Series:
-    frame = pd.DataFrame({"p": probability.to_numpy(), "tenant": tenant.to_numpy(), "lead": lead.to_numpy()})
-    frame = frame.sort_values(["tenant", "p", "lead"], ascending=[True, False, True], kind="stable")
-    position = frame.groupby("tenant").cumcount()
-    share = (position + 1) / frame.groupby("tenant")["p"].transform("size")
-    tier = pd.Series("D", index=frame.index)
+def _tiers(probability: pd.Series, tenant: pd.Series) -> pd.Series:
+    """Tier by the share of the tenant's leads with a strictly higher probability (ties share a tier)."""
+    higher = probability.groupby(tenant).rank(method="min", ascending=False)  # 1 + leads strictly above
+    share = higher / probability.groupby(tenant).transform("size")
+    tier = pd.Series("D", index=probability.index)
     for name, upto in reversed(TIERS):
         tier[share <= upto] = name
-    return tier.sort_index()
+    return tier
 
 
 def describe(feature: str, value: object) -> str:
@@ -188,28 +188,24 @@ def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> li
     contributions = contributions.drop(columns=["bias"])
     sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     points = 100.0 * (sigmoid(raw)[:, None] - sigmoid(raw[:, None] - contributions.to_numpy()))
-    names = contributions.columns
-    out = []
-    for i in range(len(frame)):
-        order = np.argsort(-np.abs(points[i]), kind="stable")[:top]
-        rounded = [round(float(points[i, j]), 1) for j in order]
-        out.append([{"feature": names[j], "points": p,
-                     "text": f"{describe(names[j], frame.iloc[i][names[j]])}: {p:+.0f}"}
-                    for j, p in zip(order, rounded)])
-    return out
+    names = list(contributions.columns)
+    # Top `top` per row at once (stable: ties keep the feature order), then only those cells are read.
+    order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :top]
+    chosen = np.round(np.take_along_axis(points, order, axis=1), 1)
+    values = frame[names].to_numpy(dtype=object)
+    return [[{"feature": names[j], "points": float(p), "text": f"{describe(names[j], values[i, j])}: {p:+.0f}"}
+             for j, p in zip(order[i], chosen[i])] for i in range(len(frame))]
 
 
 def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
     """Top factors of the baseline: the largest components of the engagement score (engagement points)."""
     components = frame[list(SCORE_COMPONENTS)].to_numpy(dtype="float64")
     names = list(SCORE_COMPONENTS)
-    out = []
-    for i in range(len(frame)):
-        order = [j for j in np.argsort(-components[i], kind="stable")[:top] if components[i, j] > 0]
-        out.append([{"feature": names[j], "points": round(float(components[i, j]), 1),
-                     "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{components[i, j]:.1f} engagement"}
-                    for j in order])
-    return out
+    order = np.argsort(-components, axis=1, kind="stable")[:, :top]
+    chosen = np.take_along_axis(components, order, axis=1)
+    return [[{"feature": names[j], "points": round(float(c), 1),
+              "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{c:.1f} engagement"}
+             for j, c in zip(order[i], chosen[i]) if c > 0] for i in range(len(frame))]
 
 
 def baseline_calibration(model: TrainedModel | None, features: pd.DataFrame) -> Isotonic:
@@ -244,7 +240,7 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
         "probability": probability.round(6),
         "score": np.rint(probability * 100).astype("int64"),
     })
-    out["tier"] = _tiers(out["probability"], out["tenant_id"], out["lead_id"])
+    out["tier"] = _tiers(out["probability"], out["tenant_id"])
     for k in range(3):
         out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
     out["top_factors"] = [json.dumps(f) for f in factors]

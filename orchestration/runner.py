@@ -77,11 +77,14 @@ def run_training(
     defs: dg.Definitions | None = None,
     log_level: str = "INFO",
     progress: Callable[[str], None] = lambda message: None,
+    hyperparameters: dict | None = None,
 ) -> RunOutcome:
-    """Train a lead-score candidate, promote it if it passes its blocking check, and re-score the leads."""
+    """Train a lead-score candidate (TrainingConfig fields in `hyperparameters`), promote it if it passes
+    its blocking check, and re-score the leads."""
     progress(f"  launching {TRAIN_JOB}")
     today = datetime.now(UTC).date()
-    return run_job(settings, TRAIN_JOB, {}, instance, defs, log_level, progress, window=(today, today))
+    ops = {"ml__lead_score_candidate": {"config": hyperparameters}} if hyperparameters else {}
+    return run_job(settings, TRAIN_JOB, {}, instance, defs, log_level, progress, window=(today, today), ops=ops)
 
 
 def run_job(
@@ -93,6 +96,7 @@ def run_job(
     log_level: str,
     progress: Callable[[str], None],
     window: tuple[date, date],
+    ops: dict | None = None,
 ) -> RunOutcome:
     """Execute one job of the Definitions in this process and summarise the outcome."""
     from orchestration.definitions import build_definitions  # parses dbt only when stale
@@ -106,7 +110,7 @@ def run_job(
     result = job.execute_in_process(
         instance=instance,
         tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, **({"ops": ops} if ops else {})},
         raise_on_error=False,
     )
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.step_key]

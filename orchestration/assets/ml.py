@@ -33,10 +33,13 @@ class TrainingConfig(dg.Config):
     """LightGBM hyperparameters and the seed (defaults: ml.train.DEFAULT_PARAMS)."""
 
     seed: int = 0
-    learning_rate: float = 0.05
-    num_leaves: int = 31
+    learning_rate: float = 0.1
+    num_leaves: int = 7
+    max_depth: int = 3
     min_data_in_leaf: int = 50
     num_boost_round: int = 200
+    # Weight the classes equally while growing trees (the isotonic map then restores probabilities).
+    is_unbalance: bool = False
 
 
 def _features(warehouse: WarehouseResource) -> pd.DataFrame:
@@ -72,8 +75,7 @@ def lead_score_candidate(context: dg.AssetExecutionContext, config: TrainingConf
     settings = warehouse.settings()
     features = _features(warehouse)
     frame = ls.training_frame(features)
-    params = {"learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
-              "min_data_in_leaf": config.min_data_in_leaf, "num_boost_round": config.num_boost_round}
+    params = config.model_dump(exclude={"seed"})
     context.log.info(f"training on {len(frame):,} labelled lead snapshots ({frame[ls.LABEL].mean():.2%} positive)")
     model = fit(frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=config.seed, params=params,
                 baseline_column=ls.BASELINE)
