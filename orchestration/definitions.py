@@ -8,7 +8,14 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.assets.dbt import build_dbt_assets
-from orchestration.assets.ml import beats_production_and_baseline, lead_score_candidate, lead_score_model, mart_lead_scores
+from orchestration.assets.exports import export_dataset
+from orchestration.assets.ml import (
+    beats_production_and_baseline,
+    lead_score_candidate,
+    lead_score_model,
+    mart_lead_scores,
+)
+from orchestration.assets.publish import build_publish_asset
 from orchestration.assets.raw import build_raw_assets
 from orchestration.dbt_project import dbt_cli, leadron_dbt_project
 from orchestration.jobs import (
@@ -29,11 +36,13 @@ def build_definitions() -> dg.Definitions:
     partitions_def = daily_partitions(settings)
     project = leadron_dbt_project()
     job, training = build_warehouse_job(), train_job()
+    dbt_models = build_dbt_assets(project)
+    marts = sorted((k for k in dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path) + [mart_lead_scores.key]
     return dg.Definitions(
-        assets=[*build_raw_assets(partitions_def), build_dbt_assets(project), lead_score_candidate,
-                lead_score_model, mart_lead_scores],
+        assets=[*build_raw_assets(partitions_def), dbt_models, lead_score_candidate, lead_score_model,
+                mart_lead_scores, build_publish_asset(marts)],
         asset_checks=[beats_production_and_baseline],
-        jobs=[job, training],
+        jobs=[job, training, export_dataset],
         schedules=[daily_schedule(job), weekly_training_schedule(training)],
         sensors=[landing_sensor(job), score_drift_sensor(training)],
         resources={

@@ -53,9 +53,10 @@ def landing_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
 def train_job() -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         TRAIN_JOB,
-        selection=TRAINING_ASSETS | dg.AssetSelection.assets(["marts", "mart_lead_scores"]),
+        selection=TRAINING_ASSETS | dg.AssetSelection.assets(["marts", "mart_lead_scores"], ["published", "marts"]),
         executor_def=dg.in_process_executor,
-        description="Train a lead-score candidate, promote it if it passes the blocking check, re-score every lead.",
+        description="Train a lead-score candidate, promote it if it passes the blocking check, re-score every lead "
+                    "and republish.",
     )
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import orjson
 import pandas as pd
 
 from ml.calibration import Isotonic
@@ -160,6 +162,7 @@ def _tiers(probability: pd.Series, tenant: pd.Series) -> pd.Series:
     return tier
 
 
+@lru_cache(maxsize=65536)
 def describe(feature: str, value: object) -> str:
     """A person's reading of a feature value ("last reply 2 days ago", "3 replies in the last 30 days")."""
     if value is None or pd.isna(value):
@@ -193,8 +196,17 @@ def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> li
     order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :top]
     chosen = np.round(np.take_along_axis(points, order, axis=1), 1)
     values = frame[names].to_numpy(dtype=object)
-    return [[{"feature": names[j], "points": float(p), "text": f"{describe(names[j], values[i, j])}: {p:+.0f}"}
-             for j, p in zip(order[i], chosen[i])] for i in range(len(frame))]
+    picked = np.take_along_axis(values, order, axis=1)  # the top features' values, row by row
+    # describe() is cached: values repeat a lot (counts, days), so most texts are dictionary lookups.
+    return [[{"feature": names[j], "points": float(p), "text": f"{describe(names[j], _scalar(v))}: {p:+.0f}"}
+             for j, p, v in zip(order[i], chosen[i], picked[i])] for i in range(len(frame))]
+
+
+def _scalar(value: object) -> object:
+    """A hashable plain-Python value (missing -> None) for the describe() cache."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
@@ -243,7 +255,7 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
     out["tier"] = _tiers(out["probability"], out["tenant_id"])
     for k in range(3):
         out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
-    out["top_factors"] = [json.dumps(f) for f in factors]
+    out["top_factors"] = [orjson.dumps(f).decode() for f in factors]
     out["engagement_score"] = current[BASELINE].round(6)
     out["scoring_method"] = np.where(by_model, "model", "baseline")
     out["model_version"] = np.where(by_model, model.version if model else "", BASELINE_VERSION)

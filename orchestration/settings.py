@@ -42,6 +42,9 @@ class Settings:
     ml_min_leads: int
     ml_min_conversions: int
     ml_psi_threshold: float
+    s3_bucket: str | None
+    s3_endpoint_url: str | None
+    s3_url_ttl_s: int
 
     @property
     def events_landing_dir(self) -> Path:
@@ -63,6 +66,15 @@ class Settings:
     def models_dir(self) -> Path:
         # Trained lead-score models, one folder per version, and production.json naming the promoted one.
         return self.home / "models"
+
+    @property
+    def publish_dir(self) -> Path:
+        # What readers may read: Parquet marts and the read-only DuckDB copy (orchestration/publish.py).
+        return self.home / "published"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
 
     @property
     def api_dir(self) -> Path:
@@ -117,6 +129,9 @@ def get_settings() -> Settings:
         ml_min_leads=int(_env("LEADRON_ML_MIN_LEADS", "100")),
         ml_min_conversions=int(_env("LEADRON_ML_MIN_CONVERSIONS", "20")),
         ml_psi_threshold=float(_env("LEADRON_ML_PSI_THRESHOLD", "0.2")),
+        s3_bucket=os.environ.get("LEADRON_S3_BUCKET") or None,
+        s3_endpoint_url=os.environ.get("LEADRON_S3_ENDPOINT_URL") or None,
+        s3_url_ttl_s=int(_env("LEADRON_S3_URL_TTL", "3600")),
     )
 
 

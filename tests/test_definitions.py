@@ -46,7 +46,10 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     daily = {k.to_user_string() for k in build_warehouse_job().selection.resolve(graph)}
     weekly = {k.to_user_string() for k in train_job().selection.resolve(graph)}
     assert "marts/mart_lead_scores" in daily and "ml/lead_score_candidate" not in daily
-    assert weekly == {"ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores"}
+    assert weekly == {"ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores", "published/marts"}
+    # Publication waits for every mart (a failed dbt test stops it).
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(["published", "marts"])).parent_keys} >= {
+        "marts/mart_kpis_daily", "marts/mart_funnel_email", "marts/mart_lead_scores"}
 
 
 def test_dbt_arguments_and_keys_are_pure_functions():
