@@ -57,6 +57,11 @@ def dbt_node_seconds() -> dict[str, float]:
     return dict(sorted(timed.items(), key=lambda kv: -kv[1]))
 
 
+def ml_node_seconds(nodes: dict[str, float]) -> float:
+    """Seconds of the lead-scoring feature model and its tests (not part of the reference's marts)."""
+    return round(sum(v for k, v in nodes.items() if "ml_lead_features" in k), 1)
+
+
 def run_reference(warehouse: Path, scratch: Path, as_of: str) -> float:
     """The hand-written SQL on the warehouse's raw tables, into a scratch database; seconds."""
     import duckdb
@@ -207,6 +212,9 @@ def main() -> int:
     events = con.execute("SELECT count(*) FROM staging.stg_leadron__events").fetchone()[0]
     con.close()
     dbt_full = full_steps.get("dbt_models", full.seconds)
+    dbt_full_marts = round(dbt_full - ml_node_seconds(full_nodes), 1)
+    dbt_incremental_marts = round(incremental_steps.get("dbt_models", incremental.seconds)
+                                  - ml_node_seconds(incremental_nodes), 1)
     record = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "events_in_staging": events,
@@ -216,8 +224,12 @@ def main() -> int:
         "incremental_day": {"event_days": [days[0].isoformat(), days[-1].isoformat()],
                             "run_seconds": round(incremental.seconds, 1), "steps": incremental_steps,
                             "slowest_dbt_nodes": dict(list(incremental_nodes.items())[:15])},
+        "dbt_step_without_ml_features": {"full": dbt_full_marts, "incremental": dbt_incremental_marts},
         "ratios": {
             "full_dbt_step_to_reference": round(dbt_full / reference_seconds, 2),
+            "full_dbt_step_without_ml_features_to_reference": round(dbt_full_marts / reference_seconds, 2),
+            "incremental_dbt_step_to_full_dbt_step_without_ml_features": round(
+                dbt_incremental_marts / dbt_full_marts, 3),
             "full_run_to_reference": round(full.seconds / reference_seconds, 2),
             "incremental_run_to_full_run": round(incremental.seconds / full.seconds, 3),
         },
@@ -232,9 +244,13 @@ def main() -> int:
         "| run | seconds |", "|---|---|",
         f"| full build (Dagster run: raw load + dbt build with tests) | {record['full_build']['run_seconds']} |",
         f"| of which the dbt step | {dbt_full} |",
+        f"| of which the dbt step without the ML feature model (ml_lead_features and its tests) | {dbt_full_marts} |",
         f"| hand-written DuckDB reference (same marts, no tests) | {record['reference']['seconds']} |",
         f"| incremental day {days[0]}..{days[-1]} (Dagster run) | {record['incremental_day']['run_seconds']} |", "",
-        f"- dbt step / reference: **{r['full_dbt_step_to_reference']}x** (target <= 1.5x)",
+        f"- dbt step / reference: {r['full_dbt_step_to_reference']}x; without the ML feature model (which the "
+        f"reference does not build): **{r['full_dbt_step_without_ml_features_to_reference']}x** (target <= 1.5x)",
+        f"- incremental dbt step / full dbt step, both without the ML feature model: "
+        f"{r['incremental_dbt_step_to_full_dbt_step_without_ml_features'] * 100:.1f}%",
         f"- full run / reference: {r['full_run_to_reference']}x",
         f"- incremental day / full run: **{r['incremental_run_to_full_run'] * 100:.1f}%** (target < 5%)",
         "", "Reference vs dbt marts (same columns, EXCEPT both ways):", "",

@@ -220,11 +220,14 @@ def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
              for j, c in zip(order[i], chosen[i]) if c > 0] for i in range(len(frame))]
 
 
-def baseline_calibration(model: TrainedModel | None, features: pd.DataFrame) -> Isotonic:
-    """Engagement score -> probability: the production model's baseline map, else one fitted on all labels."""
+def baseline_calibration(model: TrainedModel | None, features: pd.DataFrame) -> Isotonic | None:
+    """Engagement score -> probability: the production model's baseline map, else one fitted on all labels;
+    None while no label is known yet (less than 90 days of history) or all labels agree."""
     if model is not None:
         return Isotonic.from_dict(model.evaluation["baseline"]["calibration"])
     labelled = training_frame(features)
+    if labelled[LABEL].nunique() < 2:
+        return None
     return Isotonic.fit(labelled[BASELINE].to_numpy(), labelled[LABEL].to_numpy())
 
 
@@ -242,7 +245,9 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
             factors[i] = f
     if (~by_model).any():
         rows = current[~by_model]
-        probability[~by_model] = baseline_calibration(model, features)(rows[BASELINE].to_numpy())
+        calibration = baseline_calibration(model, features)
+        # Without labels there is no probability to give (NULL); the tier then ranks the engagement score.
+        probability[~by_model] = calibration(rows[BASELINE].to_numpy()) if calibration else np.nan
         for i, f in zip(np.flatnonzero(~by_model), _baseline_factors(rows)):
             factors[i] = f
     out = pd.DataFrame({
@@ -250,9 +255,9 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
         "lead_id": current["lead_id"],
         "snapshot_date": current[TIME_COLUMN],
         "probability": probability.round(6),
-        "score": np.rint(probability * 100).astype("int64"),
+        "score": pd.array(np.rint(probability * 100), dtype="Int64"),
     })
-    out["tier"] = _tiers(out["probability"], out["tenant_id"])
+    out["tier"] = _tiers(out["probability"].fillna(current[BASELINE]), out["tenant_id"])
     for k in range(3):
         out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
     out["top_factors"] = [orjson.dumps(f).decode() for f in factors]

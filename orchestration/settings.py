@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # a code location, not a setting
@@ -136,8 +136,15 @@ def get_settings() -> Settings:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment a dbt subprocess needs: the warehouse path its profile reads."""
-    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path)}
+    """Environment a dbt subprocess needs: the warehouse path its profile reads and the as-of time
+    (validated here, since the macro as_of_timestamp() writes it into SQL as a literal)."""
+    as_of = ""
+    if settings.as_of:
+        try:
+            as_of = datetime.fromisoformat(settings.as_of).replace(tzinfo=None).isoformat(sep=" ")
+        except ValueError:
+            raise ValueError(f"LEADRON_AS_OF: {settings.as_of!r} is not an ISO 8601 timestamp") from None
+    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of}
 
 
 @contextmanager

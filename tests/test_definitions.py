@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from orchestration.assets.dbt import LeadronDbtTranslator, dbt_build_args, layer_of
 from orchestration.definitions import build_definitions
@@ -52,12 +53,19 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
         "marts/mart_kpis_daily", "marts/mart_funnel_email", "marts/mart_lead_scores"}
 
 
-def test_dbt_arguments_and_keys_are_pure_functions():
+def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     from datetime import date
 
     assert dbt_build_args() == ["build"]
     assert dbt_build_args(full_refresh=True) == ["build", "--full-refresh"]
-    assert dbt_build_args(as_of="2026-03-31 00:00:00") == ["build", "--vars", '{"as_of": "2026-03-31 00:00:00"}']
+    from orchestration.settings import dbt_env, get_settings
+
+    assert dbt_env(get_settings())["LEADRON_AS_OF"] == ""
+    monkeypatch.setenv("LEADRON_AS_OF", "2026-03-31T00:00:00+00:00")
+    assert dbt_env(get_settings())["LEADRON_AS_OF"] == "2026-03-31 00:00:00"
+    monkeypatch.setenv("LEADRON_AS_OF", "2026-03-31'; drop table x; --")
+    with pytest.raises(ValueError, match="LEADRON_AS_OF: .* is not an ISO 8601 timestamp"):
+        dbt_env(get_settings())
     from orchestration.assets.dbt import run_window, window_env
 
     assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {

@@ -1,7 +1,9 @@
-{#- The run's as-of time: the `as_of` var (ISO timestamp, UTC) when given, else now. -#}
+{#- The run's as-of time (UTC): the `as_of` var, else LEADRON_AS_OF (which a Dagster run sets; an env_var
+    rather than --vars so that dbt's partial parsing survives), else now. -#}
 {% macro as_of_timestamp() -%}
-    {%- if var('as_of', none) -%}
-        cast('{{ var("as_of") }}' as {{ dbt.type_timestamp() }})
+    {%- set as_of = var('as_of', env_var('LEADRON_AS_OF', '')) -%}
+    {%- if as_of -%}
+        cast('{{ as_of }}' as {{ dbt.type_timestamp() }})
     {%- else -%}
         cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
     {%- endif -%}

@@ -1,7 +1,6 @@
 """dbt models as Dagster assets; dbt tests as asset checks; sources linked to raw assets."""
 
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -36,22 +35,18 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "models"
 
 
-def dbt_build_args(full_refresh: bool = False, as_of: str | None = None) -> list[str]:
-    """The dbt command an asset run issues (pure, so it is unit-tested); the asset selection is added by dagster-dbt."""
-    args = ["build"]
-    if full_refresh:
-        args.append("--full-refresh")
-    if as_of:
-        args += ["--vars", json.dumps({"as_of": as_of})]
-    return args
+def dbt_build_args(full_refresh: bool = False) -> list[str]:
+    """The dbt command an asset run issues (pure, so it is unit-tested); the asset selection is added by dagster-dbt.
+
+    No --vars: the run's window and as-of time reach dbt as environment variables (window_env, dbt_env),
+    because changed --vars make dbt re-parse the whole project (~10 s a run here, measured).
+    """
+    return ["build", "--full-refresh"] if full_refresh else ["build"]
 
 
 def window_env(window: tuple[date, date] | None) -> dict[str, str]:
     """The run's event-day window for dbt, as environment variables (empty: no window, the model decides).
-
-    Not --vars: dbt re-parses the whole project whenever --vars change (measured ~10 s a run here),
-    while a changed env_var() only re-parses the files that read it.
-    """
+    A changed env_var() only re-parses the files that read it."""
     first, last = (window[0].isoformat(), window[1].isoformat()) if window else ("", "")
     return {"LEADRON_DBT_MIN_DATE": first, "LEADRON_DBT_MAX_DATE": last}
 
@@ -86,7 +81,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # this process resolved, and put the environment back afterwards.
         with writer_lock(settings), exported({**dbt_env(settings), **window_env(window)}):
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            yield from dbt.cli(dbt_build_args(as_of=settings.as_of), context=context,
+            yield from dbt.cli(dbt_build_args(), context=context,
                                target_path=project.target_path).stream()
 
     return dbt_models
