@@ -40,6 +40,13 @@ DATE_COLUMNS = {
 FILTER_COLUMNS = {"workflow_id": ("workflow_id", "workflow"), "user_id": ("user_id",), "team_id": ("team_id",)}
 PERSONAL = {RAW_EVENTS: ("ip", "user_agent", "properties")}
 EXCEL_MAX_ROWS = 1_048_575  # one sheet, one header row
+# A spreadsheet runs a cell starting with one of these as a formula (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Text that a spreadsheet would run as a formula, made text with a leading quote; others unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
 
 
 class ExportError(ValueError):
@@ -130,8 +137,8 @@ def export_query(con: duckdb.DuckDBPyConnection, request: ExportRequest, setting
             expr = f"CASE WHEN {expr} IS NULL THEN NULL ELSE sha256(CAST({expr} AS VARCHAR)) END"
         elif neutralise and kind == "VARCHAR":
             # A spreadsheet would run a cell starting with these as a formula: make it text.
-            expr = (f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
-                    f"THEN '''' || {expr} ELSE {expr} END")
+            prefixes = ", ".join(f"chr({ord(c)})" for c in FORMULA_PREFIXES)
+            expr = f"CASE WHEN left({expr}, 1) IN ({prefixes}) THEN chr(39) || {expr} ELSE {expr} END"
         select.append(f"{expr} AS {_quote(name)}")
     # A total order (date first), so the same request gives the same file; raw events by their id, since
     # their hashed cells would sort differently from the plain ones.
