@@ -86,6 +86,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if outcome.success or outcome.failed_checks else 1
 
 
+def cmd_demo_mail(settings: Settings, tenant: str | None) -> list:
+    from orchestration.demo_mail import send_demo_reports
+    from orchestration.runner import instance_for
+
+    if tenant is None:
+        return []
+    _stage(f"reports: delivering the demo's daily and weekly reports for {tenant} to a local SMTP server")
+    paths = send_demo_reports(settings, tenant, instance_for(settings))
+    _stage(f"reports: {len(paths)} e-mails received, written to {settings.home / 'demo-mail'}")
+    return paths
+
+
 def _paths(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     return {**extra, "landing": str(settings.landing_dir), "warehouse": str(settings.warehouse_path),
             "dagster home": str(settings.dagster_home)}
@@ -106,7 +118,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = step(args)
         if code:
             return code
-    print(format_summary(read_summary(settings), _paths(settings, {"demo input": str(input_dir)})))
+    summary = read_summary(settings)
+    mails = cmd_demo_mail(settings, summary.tenant)
+    print(format_summary(summary, _paths(settings, {"demo input": str(input_dir), "published": str(
+        settings.publish_dir), **{f"report e-mail {i}": str(p) for i, p in enumerate(mails, start=1)}})))
     _stage(f"demo: done in {time.perf_counter() - started:.1f}s. `make dev` opens the Dagster UI on this warehouse.")
     return 0
 

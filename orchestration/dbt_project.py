@@ -7,10 +7,9 @@ Nothing here runs at import time. `leadron_dbt_project()` parses the project (ab
 from __future__ import annotations
 
 import hashlib
+import sys
 from functools import cache
 from pathlib import Path
-
-import sys
 
 from dagster_dbt import DbtCliResource, DbtProject
 

@@ -17,6 +17,11 @@ from orchestration.assets.ml import (
 )
 from orchestration.assets.publish import build_publish_asset
 from orchestration.assets.raw import build_raw_assets
+from orchestration.assets.reports import (
+    deliver_report,
+    email_data_team_on_failure,
+    report_schedules,
+)
 from orchestration.dbt_project import dbt_cli, leadron_dbt_project
 from orchestration.jobs import (
     build_warehouse_job,
@@ -42,9 +47,9 @@ def build_definitions() -> dg.Definitions:
         assets=[*build_raw_assets(partitions_def), dbt_models, lead_score_candidate, lead_score_model,
                 mart_lead_scores, build_publish_asset(marts)],
         asset_checks=[beats_production_and_baseline],
-        jobs=[job, training, export_dataset],
+        jobs=[job, training, export_dataset, deliver_report],
         schedules=[daily_schedule(job), weekly_training_schedule(training)],
-        sensors=[landing_sensor(job), score_drift_sensor(training)],
+        sensors=[landing_sensor(job), score_drift_sensor(training), report_schedules, email_data_team_on_failure],
         resources={
             "warehouse": WarehouseResource(),
             "dbt": dbt_cli(project),

@@ -21,7 +21,14 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 COUNTS = ("sent", "delivered", "bounced", "hard_bounced", "soft_bounced", "opens_total", "unique_opens",

@@ -99,7 +99,9 @@ def run_job(
     ops: dict | None = None,
 ) -> RunOutcome:
     """Execute one job of the Definitions in this process and summarise the outcome."""
-    from orchestration.definitions import build_definitions  # parses dbt only when stale
+    from orchestration.definitions import (
+        build_definitions,  # parses dbt only when stale
+    )
 
     started = time.perf_counter()
     if defs is None:

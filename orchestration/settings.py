@@ -73,6 +73,11 @@ class Settings:
         return self.home / "published"
 
     @property
+    def reports_dir(self) -> Path:
+        # Report definitions (YAML), LEADRON_REPORTS_DIR.
+        return Path(_env("LEADRON_REPORTS_DIR", str(self.home / "reports"))).expanduser().resolve()
+
+    @property
     def exports_dir(self) -> Path:
         return self.home / "exports"
 

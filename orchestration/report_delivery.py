@@ -1,0 +1,134 @@
+"""Deliver one scheduled report: run it on the published copy, render it, e-mail it, record the delivery."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from orchestration import report_render as render
+from orchestration.mailer import SmtpSettings, build_message, send
+from orchestration.publish import published_copy
+from orchestration.report_schedules import ReportSchedule
+from orchestration.reports import (
+    ReportDefinition,
+    build_query,
+    load_definitions,
+    run_report,
+)
+from orchestration.settings import Settings
+
+MIME = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pdf": "application/pdf", "html": "text/html"}
+
+
+@dataclass(frozen=True)
+class Publication:
+    version: str
+    published_at: datetime
+    watermark: str | None
+
+
+def current_publication(settings: Settings) -> Publication | None:
+    copy = published_copy(settings.publish_dir)
+    if not copy.exists():
+        return None
+    with closing(duckdb.connect(str(copy), read_only=True)) as con:
+        version, published_at, mark = con.execute(
+            "SELECT version, published_at, data_freshness_watermark FROM _publication").fetchone()
+    return Publication(version, datetime.fromisoformat(published_at), mark)
+
+
+def find_schedule(settings: Settings, report_id: str, schedule_id: str) -> tuple[ReportDefinition, ReportSchedule]:
+    for definition in load_definitions(settings.reports_dir):
+        if definition.id == report_id:
+            for raw in definition.schedules:
+                schedule = ReportSchedule.model_validate(raw)
+                if schedule.id == schedule_id:
+                    return definition, schedule
+    raise LookupError(f"report {report_id!r} has no schedule {schedule_id!r} in {settings.reports_dir}")
+
+
+def _store(settings: Settings) -> sqlite3.Connection:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(settings.home / "deliveries.sqlite")
+    con.execute("""CREATE TABLE IF NOT EXISTS deliveries (
+        delivery_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, report_id TEXT NOT NULL, schedule_id TEXT NOT NULL,
+        due_at TEXT NOT NULL, status TEXT NOT NULL, recipients TEXT, subject TEXT, formats TEXT, rows INTEGER,
+        data_freshness_watermark TEXT, publication_version TEXT, sent_at TEXT, error TEXT)""")
+    return con
+
+
+def deliveries(settings: Settings, tenant_id: str, report_id: str) -> list[dict]:
+    with closing(_store(settings)) as con:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute(
+            "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? ORDER BY due_at, sent_at",
+            [tenant_id, report_id])]
+
+
+def _record(settings: Settings, **row) -> None:
+    with closing(_store(settings)) as con, con:
+        con.execute(f"INSERT INTO deliveries ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()))
+
+
+def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSchedule, due: datetime,
+            smtp: SmtpSettings | None = None, attempts: int = 3, backoff_s: float = 2.0) -> dict:
+    """Send the report due at `due`; returns the delivery record (status sent / skipped). A failure is
+    recorded and raised, never dropped."""
+    base = {"delivery_id": uuid.uuid4().hex, "tenant_id": definition.tenant_id, "report_id": definition.id,
+            "schedule_id": schedule.id, "due_at": due.astimezone(UTC).isoformat(),
+            "recipients": ", ".join(schedule.recipients), "formats": ", ".join(schedule.formats)}
+    try:
+        publication = current_publication(settings)
+        if publication is None:
+            raise LookupError("nothing is published yet")
+        query = build_query(definition, due)
+        with closing(duckdb.connect(str(published_copy(settings.publish_dir)), read_only=True)) as con:
+            rows = run_report(con, definition, due)
+        base |= {"rows": len(rows), "data_freshness_watermark": publication.watermark,
+                 "publication_version": publication.version}
+        if not rows and schedule.skip_when_empty:
+            record = {**base, "status": "skipped"}
+            _record(settings, **record)
+            return record
+        period = f"{query.start.isoformat()} to {(query.end - timedelta(days=1)).isoformat()}"
+        subject = f"{definition.name}: {period}"
+        footer = (f"Data fresh to {publication.watermark or 'unknown'} UTC (publication {publication.version}). "
+                  f"Sent by Leadron Analytics for schedule {schedule.id}.")
+        columns = query.columns
+        png = render.chart_png(definition, rows)
+        html = render.to_html(definition, rows, columns, period, footer, chart_src="cid:chart" if png else None)
+        text = "\n".join([subject, "", "\t".join(columns),
+                          *("\t".join(render.cell(c, r[c]) for c in columns) for r in rows), "", footer])
+        files = {"csv": lambda: render.to_csv(rows, columns), "xlsx": lambda: render.to_xlsx(rows, columns, definition.id),
+                 "pdf": lambda: render.to_pdf(definition, rows, columns, period),
+                 "html": lambda: render.to_html(definition, rows, columns, period, footer).encode()}
+        attachments = [(f"{definition.id}-{query.end.isoformat()}.{fmt}", MIME[fmt], files[fmt]())
+                       for fmt in schedule.formats]
+        smtp = smtp or SmtpSettings.from_env()
+        message = build_message(smtp.sender, schedule.recipients, subject, html, text, png, attachments)
+        send(message, smtp, attempts=attempts, backoff_s=backoff_s)
+    except Exception as error:
+        _record(settings, **base, status="failed", error=f"{error.__class__.__name__}: {error}",
+                sent_at=datetime.now(UTC).isoformat())
+        raise
+    record = {**base, "status": "sent", "subject": subject, "sent_at": datetime.now(UTC).isoformat()}
+    _record(settings, **record)
+    return record
+
+
+def save_messages(folder: Path, messages: list[bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, data in enumerate(messages, start=1):
+        path = folder / f"message-{number:03d}.eml"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

@@ -1,0 +1,98 @@
+"""Report schedules: when each is due (cron or a simple cadence, in its time zone), as pure functions.
+
+A schedule in a report definition (`schedules:`):
+
+    - id: monday-morning
+      cadence: weekly          # daily | weekly | monthly, or `cron: "0 8 * * 1"` instead
+      weekday: mon             # weekly
+      day: 1                   # monthly
+      time: "08:00"
+      timezone: Europe/Berlin
+      recipients: [manager@acme.example]
+      formats: [csv, xlsx, pdf]   # attachments; the HTML report is the body
+      skip_when_empty: true
+
+A due time is sent once the data is fresh: a publication made after the due day began (in the
+schedule's zone), so that an 08:00 report waits for that night's build rather than using yesterday's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, available_timezones
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestration.mailer import recipient
+
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
+
+
+class ReportSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    cron: str | None = None
+    cadence: Literal["daily", "weekly", "monthly"] | None = None
+    weekday: Literal["sun", "mon", "tue", "wed", "thu", "fri", "sat"] | None = None
+    day: int | None = Field(default=None, ge=1, le=28)
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
+    timezone: str = "UTC"
+    recipients: list[str] = Field(min_length=1, max_length=50)
+    formats: list[Literal["csv", "xlsx", "pdf", "html"]] = Field(default_factory=lambda: ["csv"])
+    skip_when_empty: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value not in available_timezones() and value != "UTC":
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, values: list[str]) -> list[str]:
+        return [recipient(v) for v in values]
+
+    @model_validator(mode="after")
+    def _timing(self) -> ReportSchedule:
+        if (self.cron is None) == (self.cadence is None):
+            raise ValueError("give either cron or cadence")
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            raise ValueError(f"cron: {self.cron!r} is not a cron expression")
+        if self.cadence == "weekly" and self.weekday is None:
+            raise ValueError("weekday: needed for a weekly cadence")
+        if self.cadence == "monthly" and self.day is None:
+            raise ValueError("day: needed for a monthly cadence")
+        return self
+
+    def cron_expression(self) -> str:
+        if self.cron:
+            return self.cron
+        hour, minute = (int(p) for p in self.time.split(":"))
+        if self.cadence == "daily":
+            return f"{minute} {hour} * * *"
+        if self.cadence == "weekly":
+            return f"{minute} {hour} * * {WEEKDAYS.index(self.weekday)}"
+        return f"{minute} {hour} {self.day} * *"
+
+
+def due_times(schedule: ReportSchedule, after: datetime, until: datetime) -> list[datetime]:
+    """Due instants in (after, until], as aware datetimes in the schedule's zone (DST-correct)."""
+    zone = ZoneInfo(schedule.timezone)
+    iterator = croniter(schedule.cron_expression(), after.astimezone(zone))
+    out = []
+    while True:
+        due = iterator.get_next(datetime)
+        if due > until:
+            return out
+        out.append(due)
+
+
+def data_is_fresh(due: datetime, published_at: datetime | None) -> bool:
+    """Fresh: published after the due day began in the schedule's zone."""
+    if published_at is None:
+        return False
+    day_start = datetime.combine(due.date(), time(0), tzinfo=due.tzinfo)
+    return published_at >= day_start

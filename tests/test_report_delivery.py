@@ -1,0 +1,208 @@
+"""Scheduled report e-mails against a real SMTP server (aiosmtpd on 127.0.0.1), through Dagster too."""
+
+from __future__ import annotations
+
+import email
+import io
+import json
+import socket
+from datetime import UTC, date, datetime, timedelta
+from email import policy
+
+import dagster as dg
+import duckdb
+import openpyxl
+import pytest
+from aiosmtpd.controller import Controller
+from pypdf import PdfReader
+
+from orchestration.assets.reports import deliver_report, pending_deliveries, report_schedules
+from orchestration.mailer import MailError, SmtpSettings, build_message
+from orchestration.publish import publish
+from orchestration.report_delivery import deliver, deliveries
+from orchestration.report_schedules import ReportSchedule, due_times
+from orchestration.reports import ReportDefinition
+from tests.conftest import use_home
+
+DUE = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message; `refuse` answers 451 (try again later) that many times."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse = 0
+        self.attempts = 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.attempts += 1
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 try again later"
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, SmtpSettings(host="127.0.0.1", port=port, starttls=False, user=None, password=None,
+                                  sender="reports@leadron.test")
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A hand-made warehouse with an email mart (two tenants), published like any build's."""
+    settings = use_home(monkeypatch, tmp_path / "home")
+    settings.ensure_dirs()
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("CREATE SCHEMA marts; CREATE SCHEMA staging")
+        con.execute("CREATE TABLE staging.stg_leadron__events AS SELECT TIMESTAMP '2026-03-10 06:00:00' AS received_at")
+        con.execute("CREATE TABLE marts.mart_email_performance_daily AS SELECT * FROM (VALUES "
+                    "('acme', DATE '2026-03-02', 'wf-a', 1, 'rep1', 120, 110, 10, 55, 12, 1200), "
+                    "('acme', DATE '2026-03-05', 'wf-b', 1, 'rep2', 80, 78, 2, 30, 3, 800), "
+                    "('acme', DATE '2026-03-09', 'wf-a', 2, 'rep1', 40, 40, 0, 22, 5, 400), "
+                    "('globex', DATE '2026-03-05', 'wf-x', 1, 'rep9', 999, 990, 9, 500, 99, 9999)) "
+                    "AS t(tenant_id, send_date, workflow_id, step_number, user_id, sent, delivered, bounced, "
+                    "unique_opens, replied, opens_total)")
+        for column in ("hard_bounced", "soft_bounced", "clicks_total", "unique_clicks", "positive_replied"):
+            con.execute(f"ALTER TABLE marts.mart_email_performance_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+        publish(con, settings.publish_dir, now=datetime(2026, 3, 10, 6, 30, tzinfo=UTC))
+    return settings
+
+
+def weekly(**overrides) -> tuple[ReportDefinition, ReportSchedule]:
+    schedule = ReportSchedule(id="monday", cadence="weekly", weekday="tue", time="08:00", timezone="UTC",
+                              recipients=["manager@acme.example", "ops@acme.example"], formats=["csv", "xlsx", "pdf"],
+                              skip_when_empty=True)
+    fields = {"id": "weekly-email", "name": "Weekly email performance", "tenant_id": "acme",
+              "metrics": ["sent", "delivered", "replied", "reply_rate"], "dimensions": ["workflow"],
+              "date_range": {"last_days": 9}, "chart": {"type": "bar", "y": ["sent"]},
+              "schedules": [schedule.model_dump()]}
+    definition = ReportDefinition(**{**fields, **overrides})
+    return definition, schedule
+
+
+def test_the_email_holds_the_marts_numbers_and_parseable_attachments(home, smtp):
+    inbox, settings_smtp = smtp
+    definition, schedule = weekly()
+    record = deliver(home, definition, schedule, DUE, smtp=settings_smtp)
+    assert record["status"] == "sent" and record["rows"] == 2
+    ((recipients, message),) = inbox.messages
+    assert recipients == ["manager@acme.example", "ops@acme.example"]
+    assert message["Subject"] == "Weekly email performance: 2026-03-01 to 2026-03-09"
+    html = message.get_body(("html",)).get_content()
+    # Expected from the mart, independently: acme, 2026-03-01 .. 2026-03-09, by workflow.
+    with duckdb.connect(str(home.publish_dir / "marts.duckdb"), read_only=True) as con:
+        expected = con.execute("SELECT workflow_id, sum(sent), sum(delivered), sum(replied) FROM mart_email_performance_daily "
+                               "WHERE tenant_id = 'acme' AND send_date >= DATE '2026-03-01' AND send_date < DATE "
+                               "'2026-03-10' GROUP BY 1 ORDER BY 1").fetchall()
+    assert expected == [("wf-a", 160, 150, 17), ("wf-b", 80, 78, 3)]
+    for workflow, sent, delivered, replied in expected:
+        assert f">{workflow}<" in html and f">{sent:,}<" in html and f">{replied / delivered * 100:.1f}%<" in html
+    assert "999" not in html  # another tenant's numbers never appear
+    assert "Data fresh to 2026-03-10T06:00:00 UTC" in html and 'src="cid:chart"' in html
+    parts = {p.get_filename(): p.get_content() for p in message.iter_attachments()}
+    assert sorted(parts) == ["weekly-email-2026-03-10.csv", "weekly-email-2026-03-10.pdf", "weekly-email-2026-03-10.xlsx"]
+    csv_text = parts["weekly-email-2026-03-10.csv"]
+    csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
+    assert csv_text.splitlines()[1].startswith("wf-a,160,150,17,")
+    sheet = openpyxl.load_workbook(io.BytesIO(parts["weekly-email-2026-03-10.xlsx"])).active
+    assert [c.value for c in next(sheet.iter_rows(min_row=2, max_row=2))][:4] == ["wf-a", 160, 150, 17]
+    pdf = parts["weekly-email-2026-03-10.pdf"]
+    assert pdf.startswith(b"%PDF")
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "wf-a" in text and "160" in text and "Weekly email performance" in text
+    assert any(p.get_content_type() == "image/png" for p in message.walk())  # the inline chart
+    (stored,) = deliveries(home, "acme", "weekly-email")
+    assert stored["status"] == "sent" and stored["recipients"] == "manager@acme.example, ops@acme.example"
+    assert stored["data_freshness_watermark"] == "2026-03-10T06:00:00"
+
+
+def test_header_injection_is_rejected_and_recorded(home, smtp):
+    inbox, settings_smtp = smtp
+    definition, schedule = weekly()
+    evil = definition.model_copy(update={"name": "Weekly\r\nBcc: thief@evil.example"})
+    with pytest.raises(MailError, match="^subject: contains a line break"):
+        deliver(home, evil, schedule, DUE, smtp=settings_smtp)
+    for bad in ("a@b.example\r\nBcc: thief@evil.example", "a@b.example%0d%0aBcc:x@y.z", "not an address"):
+        with pytest.raises(ValueError, match="recipients"):
+            ReportSchedule(id="s", cadence="daily", recipients=[bad])
+    with pytest.raises(MailError, match="^subject"):
+        build_message("a@b.example", ["c@d.example"], "hi=0D=0ABcc: x@y.z", "<p>x</p>", "x")
+    assert inbox.messages == []
+    assert [d["status"] for d in deliveries(home, "acme", "weekly-email")] == ["failed"]
+
+
+def test_skip_when_empty(home, smtp):
+    inbox, settings_smtp = smtp
+    definition, schedule = weekly(date_range={"start": date(2025, 1, 1), "end": date(2025, 2, 1)})
+    assert deliver(home, definition, schedule, DUE, smtp=settings_smtp)["status"] == "skipped"
+    assert inbox.messages == []
+    sends = schedule.model_copy(update={"skip_when_empty": False})
+    assert deliver(home, definition, sends, DUE, smtp=settings_smtp)["status"] == "sent"
+    assert "No data in this period." in inbox.messages[0][1].get_body(("html",)).get_content()
+
+
+def test_a_refusing_server_is_retried_then_reported(home, smtp):
+    inbox, settings_smtp = smtp
+    definition, schedule = weekly()
+    inbox.refuse = 2
+    assert deliver(home, definition, schedule, DUE, smtp=settings_smtp, attempts=3, backoff_s=0.05)["status"] == "sent"
+    assert inbox.attempts == 3 and len(inbox.messages) == 1
+    inbox.refuse = 5
+    with pytest.raises(Exception, match="451"):
+        deliver(home, definition, schedule, DUE, smtp=settings_smtp, attempts=2, backoff_s=0.05)
+    assert [d["status"] for d in deliveries(home, "acme", "weekly-email")] == ["sent", "failed"]
+
+
+def test_a_schedule_in_another_timezone_fires_at_the_right_utc_instant():
+    """08:00 in New York across the 2026 DST change (8 March): 13:00 UTC before, 12:00 UTC after."""
+    definition = ReportDefinition(id="daily", name="Daily", tenant_id="acme", metrics=["sent"],
+                                  date_range={"last_days": 1},
+                                  schedules=[{"id": "ny", "cadence": "daily", "time": "08:00",
+                                              "timezone": "America/New_York", "recipients": ["a@acme.example"]}])
+    cursor = {"daily/ny": datetime(2026, 3, 7, 0, 0, tzinfo=UTC).isoformat()}
+    now = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)
+    requests, new_cursor = pending_deliveries([definition], cursor, now, published_at=now)
+    assert [datetime.fromisoformat(r["due_at"]).astimezone(UTC) for r in requests] == [
+        datetime(2026, 3, 7, 13, 0, tzinfo=UTC), datetime(2026, 3, 8, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 9, 12, 0, tzinfo=UTC)]
+    assert datetime.fromisoformat(new_cursor["daily/ny"]) == datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    # Published at 03:00 UTC on the 9th = 23:00 on the 8th in New York: the 9th's report waits for fresh data.
+    stale, kept = pending_deliveries([definition], cursor, now, published_at=datetime(2026, 3, 9, 3, 0, tzinfo=UTC))
+    assert len(stale) == 2 and datetime.fromisoformat(kept["daily/ny"]) == datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    # Monthly and weekly cadences in their zone; cron strings too.
+    monthly = ReportSchedule(id="m", cadence="monthly", day=1, time="07:30", timezone="Asia/Tokyo", recipients=["a@b.example"])
+    assert due_times(monthly, datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 5, 15, tzinfo=UTC))[0].astimezone(UTC) == \
+        datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="give either cron or cadence"):
+        ReportSchedule(id="x", recipients=["a@b.example"])
+
+
+def test_the_sensor_and_the_job_deliver_through_dagster(home, smtp, monkeypatch):
+    inbox, settings_smtp = smtp
+    definition, _ = weekly()
+    home.reports_dir.mkdir(parents=True, exist_ok=True)
+    (home.reports_dir / "weekly-email.yml").write_text(json.dumps(definition.model_dump(mode="json")))  # JSON is YAML
+    for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(settings_smtp.port),
+                       "LEADRON_SMTP_STARTTLS": "false", "LEADRON_SMTP_SENDER": "reports@leadron.test"}.items():
+        monkeypatch.setenv(key, value)
+    instance = dg.DagsterInstance.ephemeral()
+    # The cursor says the schedule was last handled just before Tuesday 10 March 08:00 UTC; the sensor's clock is now,
+    # so that due time (and any later Tuesday up to now) is requested.
+    cursor = json.dumps({"weekly-email/monday": (DUE - timedelta(minutes=1)).isoformat()})
+    result = report_schedules.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+    assert result.run_requests and result.run_requests[0].run_key == f"weekly-email/monday/{DUE.isoformat()}"
+    run = deliver_report.execute_in_process(run_config=result.run_requests[0].run_config, instance=instance)
+    assert run.success
+    assert len(inbox.messages) == 1 and inbox.messages[0][0] == ["manager@acme.example", "ops@acme.example"]
