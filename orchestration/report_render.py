@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from orchestration.exports import neutralise  # noqa: E402
-from orchestration.reports import RATES, ReportDefinition  # noqa: E402
+from orchestration.reports import RATIOS, ReportDefinition  # noqa: E402
 
 
 def cell(column: str, value: object) -> str:
     """How a value reads in a table: rates as percentages, counts with separators, dates as ISO."""
     if value is None:
         return "–"
-    if column in RATES and isinstance(value, float):
+    if column in RATIOS and isinstance(value, float):
         return f"{value * 100:.1f}%"
     if isinstance(value, float):
         return f"{value:,.2f}"
@@ -63,6 +63,16 @@ def chart_png(definition: ReportDefinition, rows: list[dict]) -> bytes | None:
     x_field = chart.x or (definition.dimensions[0] if definition.dimensions else None)
     y_fields = chart.y or definition.metrics[:1]
     fig, ax = plt.subplots(figsize=(7, 3.4))
+    if chart.type == "cohort_heatmap" and len(definition.dimensions) >= 2:
+        _heatmap(ax, rows, definition.dimensions[0], definition.dimensions[1], y_fields[0])
+        return _png(fig, definition.name)
+    if chart.type == "funnel":
+        # One bar per metric, in the order given (e.g. sent -> delivered -> unique_opens -> replied), summed.
+        totals = [sum(r[f] or 0 for r in rows) for f in y_fields]
+        ax.barh(list(reversed(y_fields)), list(reversed(totals)))
+        for position, total in enumerate(reversed(totals)):
+            ax.text(total, position, f" {total:,}", va="center", fontsize=8)
+        return _png(fig, definition.name)
     labels = [cell(x_field, r[x_field]) if x_field else "" for r in rows]
     positions = range(len(rows))
     for index, field in enumerate(y_fields):
@@ -74,8 +84,28 @@ def chart_png(definition: ReportDefinition, rows: list[dict]) -> bytes | None:
             ax.bar([p + index * width for p in positions], values, width=width, label=field)
     ax.set_xticks(list(positions))
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
-    ax.set_title(definition.name)
     ax.legend(fontsize=8)
+    return _png(fig, definition.name)
+
+
+def _heatmap(ax, rows: list[dict], row_field: str, column_field: str, value_field: str) -> None:
+    """Cohort matrix: one row per cohort, one column per week offset, colour = the metric."""
+    row_keys = sorted({r[row_field] for r in rows})
+    column_keys = sorted({r[column_field] for r in rows})
+    matrix = [[float("nan")] * len(column_keys) for _ in row_keys]
+    for r in rows:
+        value = r[value_field]
+        matrix[row_keys.index(r[row_field])][column_keys.index(r[column_field])] = (
+            float(value) if value is not None else float("nan"))
+    image = ax.imshow(matrix, aspect="auto", cmap="Blues")
+    ax.set_yticks(range(len(row_keys)), [cell(row_field, k) for k in row_keys], fontsize=6)
+    ax.set_xticks(range(len(column_keys)), [cell(column_field, k) for k in column_keys], fontsize=7)
+    ax.set_xlabel(column_field)
+    ax.figure.colorbar(image, ax=ax, label=value_field)
+
+
+def _png(fig, title: str) -> bytes:
+    fig.axes[0].set_title(title)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)

@@ -6,7 +6,8 @@ names the field. Definitions live in $LEADRON_REPORTS_DIR (default ./reports), o
 
 Sources: email metrics come from mart_email_performance_daily (dimensions: date, workflow, step, rep),
 or from mart_team_performance when the report is by team (weekly grain: date_week / date_month only);
-activity metrics from mart_activity_daily (date, event_type). Rates are ratios of summed counts
+activity metrics from mart_activity_daily (date, event_type); cohort metrics from mart_cohort_retention
+(cohort_week, week_offset; its date is the cohort week). Rates are ratios of summed counts
 (METRICS.md), NULL when the denominator is 0. Dates are the marts' UTC days; a relative range ("last
 7 days") is computed in the report's timezone.
 """
@@ -37,6 +38,9 @@ RATES = {"open_rate": ("unique_opens", "delivered"), "click_rate": ("unique_clic
          "click_to_open_rate": ("unique_clicks", "unique_opens"), "reply_rate": ("replied", "delivered"),
          "positive_reply_rate": ("positive_replied", "replied"), "bounce_rate": ("bounced", "sent")}
 ACTIVITY = ("events", "human_events", "bot_events")
+COHORT = ("cohort_size", "active_leads", "converted_leads", "retention_rate", "conversion_rate")
+# Ratios of summed counts (METRICS.md), across every source.
+RATIOS = {**RATES, "retention_rate": ("active_leads", "cohort_size"), "conversion_rate": ("converted_leads", "cohort_size")}
 GRAINS = {"date_day": "day", "date_week": "week", "date_month": "month"}
 
 
@@ -56,9 +60,13 @@ SOURCES = {
                                                                "click_to_open_rate", "positive_reply_rate"))),
                    {"team": "team_id", "rep": "user_id"}),
     "activity": Source("mart_activity_daily", "event_date", ACTIVITY, {"event_type": "event_type"}),
+    "cohort": Source("mart_cohort_retention", "cohort_week", COHORT,
+                     {"cohort_week": "cohort_week", "week_offset": "week_offset"}),
 }
-METRIC_NAMES = (*COUNTS, *RATES, *ACTIVITY)
-DIMENSION_NAMES = (*GRAINS, "workflow", "step", "rep", "team", "lead_source", "event_type")
+FAMILIES = {"email": (*COUNTS, *RATES), "activity": ACTIVITY, "cohort": COHORT}
+METRIC_NAMES = (*COUNTS, *RATES, *ACTIVITY, *COHORT)
+DIMENSION_NAMES = (*GRAINS, "workflow", "step", "rep", "team", "lead_source", "event_type", "cohort_week",
+                   "week_offset")
 
 
 class ReportError(ValueError):
@@ -151,12 +159,12 @@ def choose_source(definition: ReportDefinition) -> str:
     if "lead_source" in wanted:
         raise _fail("dimensions", "lead_source is not available for these metrics (the email and activity "
                                   "marts have no lead source)")
-    if set(definition.metrics) <= set(ACTIVITY):
-        name = "activity"
-    elif not set(definition.metrics) & set(ACTIVITY):
-        name = "team" if "team" in wanted else "email"
-    else:
-        raise _fail("metrics", "activity metrics and email metrics cannot be mixed in one report")
+    families = [f for f, metrics in FAMILIES.items() if set(definition.metrics) & set(metrics)]
+    if len(families) > 1:
+        raise _fail("metrics", f"{' and '.join(families)} metrics cannot be mixed in one report")
+    name = families[0]
+    if name == "email" and "team" in wanted:
+        name = "team"
     source = SOURCES[name]
     for metric in definition.metrics:
         if metric not in source.metrics:
@@ -172,8 +180,8 @@ def choose_source(definition: ReportDefinition) -> str:
 
 
 def _metric_sql(metric: str) -> str:
-    if metric in RATES:
-        numerator, denominator = RATES[metric]
+    if metric in RATIOS:
+        numerator, denominator = RATIOS[metric]
         return (f"CASE WHEN sum({denominator}) = 0 THEN NULL "
                 f"ELSE CAST(sum({numerator}) AS DOUBLE) / sum({denominator}) END")
     return f"sum({metric})"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,30 @@ FIXTURES = Path(__file__).parent / "fixtures"
 _HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME")
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+
+# Debian's chromium for the browser test, installed in the background while the other tests run.
+CHROMIUM_LOG = Path(tempfile.gettempdir()) / "leadron-chromium-install.log"
+_chromium_install: subprocess.Popen | None = None
+
+
+def pytest_sessionstart(session) -> None:
+    global _chromium_install
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    command = ("apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)")
+    with CHROMIUM_LOG.open("w") as log:
+        _chromium_install = subprocess.Popen(["sh", "-c", command], stdout=log, stderr=subprocess.STDOUT,
+                                             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def chromium_path(timeout_s: float = 900) -> str | None:
+    """chromium, once the background install (if any) has finished."""
+    if _chromium_install is not None:
+        try:
+            _chromium_install.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+    return shutil.which("chromium")
 
 
 def use_home(mp: pytest.MonkeyPatch, home: Path) -> Settings:

@@ -18,6 +18,8 @@ from orchestration.report_render import to_csv, to_html, to_pdf, to_xlsx
 from orchestration.reports import (
     ACTIVITY,
     COUNTS,
+    DIMENSION_NAMES,
+    METRIC_NAMES,
     RATES,
     ReportDefinition,
     ReportError,
@@ -137,8 +139,7 @@ def test_activity_report_by_day_and_type(mart):
 @settings(max_examples=80, deadline=None)
 @given(name=st.text(min_size=1, max_size=40), where=st.sampled_from(["metrics", "dimensions", "filters", "sort"]))
 def test_hostile_names_are_rejected_naming_the_field(name, where):
-    known = {*COUNTS, *RATES, *ACTIVITY, "date_day", "date_week", "date_month", "workflow", "step", "rep", "team",
-             "event_type", "sent", "lead_source"}
+    known = {*METRIC_NAMES, *DIMENSION_NAMES}
     if name in known:
         return
     base = {"id": "r", "name": "R", "tenant_id": "acme", "metrics": ["sent"], "date_range": {"last_days": 7}}
@@ -164,7 +165,7 @@ def test_rules_that_name_the_field():
                                    "date_range": {"last_days": 7}, **kw})
 
     for definition, message in [
-        (make(metrics=["sent", "events"]), "^metrics: activity metrics and email metrics cannot be mixed"),
+        (make(metrics=["sent", "events"]), "^metrics: email and activity metrics cannot be mixed"),
         (make(dimensions=["lead_source"]), "^dimensions: lead_source is not available"),
         (make(dimensions=["team", "date_day"]), "^dimensions: date_day is not available by team"),
         (make(metrics=["positive_reply_rate"], dimensions=["team"]), "^metrics: positive_reply_rate is not available"),
@@ -217,3 +218,24 @@ def test_renderings_hold_the_numbers(mart):
         assert f"{r['sent']:,}" in html
     pdf = to_pdf(definition, rows, columns, "last 45 days")
     assert pdf.startswith(b"%PDF")
+
+
+def test_cohort_report_with_a_heatmap():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE mart_cohort_retention AS SELECT * FROM (VALUES "
+                "('acme', DATE '2026-01-05', 0, 10, 10, 0), ('acme', DATE '2026-01-05', 1, 10, 4, 1), "
+                "('acme', DATE '2026-01-12', 0, 20, 20, 0), ('acme', DATE '2026-01-12', 1, 20, 5, 2), "
+                "('globex', DATE '2026-01-05', 0, 99, 1, 0)) "
+                "AS t(tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads)")
+    by_offset = ReportDefinition(id="c", name="Retention", tenant_id="acme", metrics=["cohort_size", "retention_rate"],
+                                 dimensions=["week_offset"], date_range={"start": date(2026, 1, 1), "end": date(2026, 2, 1)})
+    assert [tuple(r.values()) for r in run_report(con, by_offset, NOW)] == [(0, 30, 1.0), (1, 30, 9 / 30)]
+    matrix = ReportDefinition.model_validate({**by_offset.model_dump(), "dimensions": ["cohort_week", "week_offset"],
+                                              "chart": {"type": "cohort_heatmap", "y": ["retention_rate"]}})
+    rows = run_report(con, matrix, NOW)
+    assert len(rows) == 4 and rows[1]["retention_rate"] == 0.4
+    from orchestration.report_render import chart_png
+
+    assert chart_png(matrix, rows).startswith(b"\x89PNG")
+    with pytest.raises(ReportError, match="^metrics: email and cohort metrics cannot be mixed"):
+        build_query(by_offset.model_copy(update={"metrics": ["sent", "cohort_size"]}), NOW)
