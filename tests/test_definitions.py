@@ -35,7 +35,9 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert any(c.startswith("expression_is_true_mart_email_performance_daily") for c in checks)
     assert defs.resolve_job_def("build_warehouse") is not None
     assert sorted(s.name for s in defs.schedules) == ["build_warehouse_schedule", "train_lead_score_model_schedule"]
-    assert sorted(s.name for s in defs.sensors) == ["lead_score_drift", "new_landing_batches"]
+    assert sorted(s.name for s in defs.sensors) == ["email_data_team_on_failure", "lead_score_drift",
+                                                     "new_landing_batches", "report_schedules"]
+    assert defs.resolve_job_def("export_dataset") is not None and defs.resolve_job_def("deliver_report") is not None
     # Lead scoring: features from dbt feed the candidate, whose blocking check guards the promoted model;
     # the daily build scores leads but neither trains nor promotes.
     assert {"ml/ml_lead_features", "ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores"} <= keys
