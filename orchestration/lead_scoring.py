@@ -10,9 +10,10 @@ Pure functions over DataFrames and files (no Dagster); orchestration/assets/ml.p
 - Scoring: every open lead at the newest snapshot. Tenants with fewer than LEADRON_ML_MIN_LEADS open
   leads or LEADRON_ML_MIN_CONVERSIONS labelled conversions (and every tenant while no model is
   promoted) are scored with the baseline: the engagement score, calibrated to a probability.
-- Score = round(100 * probability). Tier within the tenant by the share of its open leads with a
-  higher probability (plus the lead itself): A = top 10%, B = to 30%, C = to 60%, D = the rest;
-  leads with equal probabilities share the better tier.
+- Score = round(100 * probability). Tier within the tenant by the share of its open leads ranked
+  higher (plus the lead itself): A = top 10%, B = to 30%, C = to 60%, D = the rest. The rank is the
+  booster's score (same order as the probability, without the ties of the isotonic steps), or the
+  engagement score for the baseline; equal scores share the better tier.
 """
 
 from __future__ import annotations
@@ -152,11 +153,11 @@ def model_card(model: TrainedModel, trained_at: datetime, features: pd.DataFrame
 
 # --- scoring ----------------------------------------------------------------------------------------
 
-def _tiers(probability: pd.Series, tenant: pd.Series) -> pd.Series:
-    """Tier by the share of the tenant's leads with a strictly higher probability (ties share a tier)."""
-    higher = probability.groupby(tenant).rank(method="min", ascending=False)  # 1 + leads strictly above
-    share = higher / probability.groupby(tenant).transform("size")
-    tier = pd.Series("D", index=probability.index)
+def _tiers(key: pd.Series, tenant: pd.Series) -> pd.Series:
+    """Tier by the share of the tenant's leads ranked strictly higher by `key` (ties share a tier)."""
+    higher = key.groupby(tenant).rank(method="min", ascending=False)  # 1 + leads strictly above
+    share = higher / key.groupby(tenant).transform("size")
+    tier = pd.Series("D", index=key.index)
     for name, upto in reversed(TIERS):
         tier[share <= upto] = name
     return tier
@@ -237,10 +238,15 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
     current = latest_snapshot(features)
     by_model = current["tenant_id"].map(lambda t: model is not None and tenants[t]["model_eligible"]).to_numpy()
     probability = np.zeros(len(current))
+    # Tiers rank the booster's score (its order is the probability's, without the ties of the isotonic
+    # steps), or the engagement score for the baseline.
+    rank_key = current[BASELINE].to_numpy(dtype="float64").copy()
     factors: list[list[dict]] = [[] for _ in range(len(current))]
     if by_model.any():
         rows = current[by_model]
-        probability[by_model] = model.predict_proba(rows)
+        raw = model.raw_score(rows)
+        rank_key[by_model] = raw
+        probability[by_model] = model.calibrator(raw)
         for i, f in zip(np.flatnonzero(by_model), _model_factors(model, rows)):
             factors[i] = f
     if (~by_model).any():
@@ -257,7 +263,7 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
         "probability": probability.round(6),
         "score": pd.array(np.rint(probability * 100), dtype="Int64"),
     })
-    out["tier"] = _tiers(out["probability"].fillna(current[BASELINE]), out["tenant_id"])
+    out["tier"] = _tiers(pd.Series(rank_key, index=out.index), out["tenant_id"])
     for k in range(3):
         out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
     out["top_factors"] = [orjson.dumps(f).decode() for f in factors]

@@ -102,18 +102,31 @@ def test_every_open_lead_has_a_score_tier_and_factors(scored):
         if s["scoring_method"] == "model":
             assert len(factors) == 3
             assert all(f["text"].endswith(f"{f['points']:+.0f}") for f in factors)
-    # Tiers: share of the tenant's leads with a higher probability, plus the lead itself; A <= 10%,
-    # B <= 30%, C <= 60%, else D.
+    # Tiers: rank by the booster's score (the engagement score for baseline tenants) within the tenant; the share of
+    # leads ranked strictly higher, plus the lead itself: A <= 10%, B <= 30%, C <= 60%, else D.
+    from ml.train import TrainedModel
+
+    production = TrainedModel.load(settings.models_dir / json.loads(
+        (settings.models_dir / "production.json").read_text())["version"])
+    newest = newest.reset_index(drop=True)
+    key = dict(zip(zip(newest["tenant_id"], newest["lead_id"]), production.raw_score(newest)))
+    baseline_key = dict(zip(zip(newest["tenant_id"], newest["lead_id"]), newest[ls.BASELINE]))
     by_tenant: dict[str, list[float]] = {}
+    rank = {}
     for s in scores:
-        by_tenant.setdefault(s["tenant_id"], []).append(s["probability"])
+        k = (s["tenant_id"], s["lead_id"])
+        rank[k] = key[k] if s["scoring_method"] == "model" else baseline_key[k]
+        by_tenant.setdefault(s["tenant_id"], []).append(rank[k])
     for values in by_tenant.values():
         values.sort()
+    tiers = []
     for s in scores:
         others = by_tenant[s["tenant_id"]]
-        share = (len(others) - bisect.bisect_right(others, s["probability"]) + 1) / len(others)
+        share = (len(others) - bisect.bisect_right(others, rank[(s["tenant_id"], s["lead_id"])]) + 1) / len(others)
         expected = "A" if share <= 0.1 else "B" if share <= 0.3 else "C" if share <= 0.6 else "D"
         assert s["tier"] == expected
+        tiers.append(s["tier"])
+    assert {"A", "B", "C", "D"} <= set(tiers)
 
 
 def test_tenants_with_too_little_history_are_scored_with_the_baseline(scored):
