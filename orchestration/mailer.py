@@ -2,7 +2,7 @@
 
 Settings from the environment (read when sending): LEADRON_SMTP_HOST, LEADRON_SMTP_PORT (587),
 LEADRON_SMTP_STARTTLS (true), LEADRON_SMTP_USER / LEADRON_SMTP_PASSWORD (login when set),
-LEADRON_SMTP_SENDER.
+LEADRON_SMTP_SENDER, LEADRON_SMTP_CA_FILE (a private CA; default: the system's certificates).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class SmtpSettings:
     user: str | None
     password: str | None
     sender: str
+    ca_file: str | None = None  # a private CA for the server's certificate (default: the system's)
 
     @classmethod
     def from_env(cls) -> SmtpSettings:
@@ -45,7 +46,8 @@ class SmtpSettings:
                    starttls=os.environ.get("LEADRON_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
                    user=os.environ.get("LEADRON_SMTP_USER") or None,
                    password=os.environ.get("LEADRON_SMTP_PASSWORD") or None,
-                   sender=os.environ.get("LEADRON_SMTP_SENDER", "reports@leadron.local"))
+                   sender=os.environ.get("LEADRON_SMTP_SENDER", "reports@leadron.local"),
+                   ca_file=os.environ.get("LEADRON_SMTP_CA_FILE") or None)
 
 
 def header_value(field: str, value: str) -> str:
@@ -88,7 +90,7 @@ def send(message: EmailMessage, smtp: SmtpSettings, attempts: int = 3, backoff_s
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as client:
                 if smtp.starttls:
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=ssl.create_default_context(cafile=smtp.ca_file))
                 if smtp.user:
                     client.login(smtp.user, smtp.password or "")
                 client.send_message(message)

@@ -206,3 +206,94 @@ def test_the_sensor_and_the_job_deliver_through_dagster(home, smtp, monkeypatch)
     run = deliver_report.execute_in_process(run_config=result.run_requests[0].run_config, instance=instance)
     assert run.success
     assert len(inbox.messages) == 1 and inbox.messages[0][0] == ["manager@acme.example", "ops@acme.example"]
+
+
+def _self_signed(folder):
+    """A certificate for 127.0.0.1, signed by itself (it is its own CA for the client)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_and_login(home, tmp_path):
+    """aiosmtpd requiring STARTTLS and login: the mailer upgrades, verifies the certificate, logs in, sends."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.login == b"reports" and auth_data.password == b"s3cret")
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            authenticator=authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        smtp = SmtpSettings(host="127.0.0.1", port=port, starttls=True, user="reports", password="s3cret",
+                            sender="reports@leadron.test", ca_file=str(cert))
+        definition, schedule = weekly()
+        assert deliver(home, definition, schedule, DUE, smtp=smtp)["status"] == "sent"
+        assert len(inbox.messages) == 1 and logins[0][1:] == (b"reports", b"s3cret")
+        untrusted = SmtpSettings(**{**smtp.__dict__, "ca_file": None})
+        with pytest.raises(ssl.SSLError):
+            deliver(home, definition, schedule, DUE, smtp=untrusted, attempts=1)
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
+
+
+def test_a_failed_run_emails_the_data_team(smtp, monkeypatch):
+    from orchestration.assets.reports import email_data_team_on_failure
+
+    inbox, settings_smtp = smtp
+    for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(settings_smtp.port),
+                       "LEADRON_SMTP_STARTTLS": "false", "LEADRON_ALERT_EMAIL": "data-team@leadron.test"}.items():
+        monkeypatch.setenv(key, value)
+
+    @dg.op
+    def breaks():
+        raise RuntimeError("the warehouse is on fire")
+
+    @dg.job
+    def nightly():
+        breaks()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    failure = entry.dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name="email_data_team_on_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+        dagster_event=failure).for_run_failure()
+    email_data_team_on_failure(context)
+    ((recipients, message),) = inbox.messages
+    assert recipients == ["data-team@leadron.test"]
+    assert message["Subject"] == "Leadron pipeline run failed: nightly"
+    assert result.run_id in message.get_body(("plain",)).get_content()
