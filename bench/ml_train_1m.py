@@ -66,7 +66,7 @@ def main() -> int:
     model.predict_proba(leads)
     proba_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    scores = ls.score_leads(leads, model, tenants, datetime.now(UTC))
+    scores = ls.score_leads(leads, model, tenants, datetime.now(UTC), None)
     score_seconds = time.perf_counter() - started
     assert len(scores) == args.rows
 

@@ -49,27 +49,42 @@ def load_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY tenant_id, lead_id, snapshot_date").df()
 
 
+def load_open_leads(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The newest snapshot only: the open leads to score today."""
+    return con.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE snapshot_date = (SELECT max(snapshot_date) "
+                       f"FROM {FEATURES_TABLE}) ORDER BY tenant_id, lead_id").df()
+
+
+def load_labelled(con: duckdb.DuckDBPyConnection, since: str | None = None,
+                  columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Labelled rows as training_frame shapes them (optionally from `since` on, optionally some columns)."""
+    select = ", ".join(columns) if columns else "*"  # names are this module's constants
+    sql = f"SELECT {select} FROM {FEATURES_TABLE} WHERE {LABEL} IS NOT NULL"
+    params: list = []
+    if since is not None:
+        sql += f" AND {TIME_COLUMN} >= CAST(? AS TIMESTAMP)"
+        params.append(since)
+    frame = con.execute(sql + " ORDER BY tenant_id, lead_id, snapshot_date" if not columns else sql, params).df()
+    frame = frame.drop(columns=[c for c in IDENTIFIERS if c in frame.columns]).reset_index(drop=True)
+    frame[LABEL] = frame[LABEL].astype("int64")
+    return frame
+
+
+def tenant_history(con: duckdb.DuckDBPyConnection, min_leads: int, min_conversions: int) -> dict[str, dict]:
+    """Per tenant: open leads at the newest snapshot, labelled conversions, and whether the model may score it
+    (computed in the warehouse: no feature row moves)."""
+    rows = con.execute(f"""SELECT tenant_id,
+            count(*) FILTER (WHERE snapshot_date = (SELECT max(snapshot_date) FROM {FEATURES_TABLE})),
+            count(*) FILTER (WHERE {LABEL} = 1)
+        FROM {FEATURES_TABLE} GROUP BY tenant_id ORDER BY tenant_id""").fetchall()
+    return {t: {"open_leads": int(n), "labelled_conversions": int(c),
+                "model_eligible": n >= min_leads and c >= min_conversions} for t, n, c in rows}
+
+
 def training_frame(features: pd.DataFrame) -> pd.DataFrame:
     labelled = features[features[LABEL].notna()].drop(columns=IDENTIFIERS).reset_index(drop=True)
     labelled[LABEL] = labelled[LABEL].astype("int64")
     return labelled
-
-
-def latest_snapshot(features: pd.DataFrame) -> pd.DataFrame:
-    newest = features[TIME_COLUMN].max()
-    return features[features[TIME_COLUMN] == newest].reset_index(drop=True)
-
-
-def eligible_tenants(features: pd.DataFrame, min_leads: int, min_conversions: int) -> dict[str, dict]:
-    """Per tenant: open leads at the newest snapshot, labelled conversions, and whether the model may score it."""
-    open_leads = latest_snapshot(features).groupby("tenant_id").size()
-    conversions = features[features[LABEL] == 1].groupby("tenant_id").size()
-    out = {}
-    for tenant in sorted(features["tenant_id"].unique()):
-        leads, converted = int(open_leads.get(tenant, 0)), int(conversions.get(tenant, 0))
-        out[tenant] = {"open_leads": leads, "labelled_conversions": converted,
-                       "model_eligible": leads >= min_leads and converted >= min_conversions}
-    return out
 
 
 @dataclass(frozen=True)
@@ -94,13 +109,6 @@ def decide_promotion(candidate: dict, baseline: dict, production: dict | None) -
         return Decision(False, f"ROC-AUC {c:.4f} does not beat the production model's {p:.4f}", c, b, p)
     against = f" and the production model's {p:.4f}" if p is not None else " (no production model yet)"
     return Decision(True, f"ROC-AUC {c:.4f} beats the baseline's {b:.4f}{against}", c, b, p)
-
-
-def held_back_rows(features: pd.DataFrame, model: TrainedModel) -> pd.DataFrame:
-    """The labelled rows of `model`'s held-back period (its split's test part)."""
-    frame = training_frame(features)
-    start = pd.Timestamp(model.evaluation["split"]["test_from"])
-    return frame[pd.to_datetime(frame[TIME_COLUMN]) >= start]
 
 
 def evaluate_on(model: TrainedModel, rows: pd.DataFrame) -> dict:
@@ -221,21 +229,21 @@ def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
              for j, c in zip(order[i], chosen[i]) if c > 0] for i in range(len(frame))]
 
 
-def baseline_calibration(model: TrainedModel | None, features: pd.DataFrame) -> Isotonic | None:
-    """Engagement score -> probability: the production model's baseline map, else one fitted on all labels;
-    None while no label is known yet (less than 90 days of history) or all labels agree."""
+def baseline_calibration(model: TrainedModel | None, labelled: pd.DataFrame | None) -> Isotonic | None:
+    """Engagement score -> probability: the production model's baseline map, else one fitted on the labelled
+    rows; None while no label is known yet (less than 90 days of history) or all labels agree."""
     if model is not None:
         return Isotonic.from_dict(model.evaluation["baseline"]["calibration"])
-    labelled = training_frame(features)
-    if labelled[LABEL].nunique() < 2:
+    if labelled is None or labelled[LABEL].nunique() < 2:
         return None
     return Isotonic.fit(labelled[BASELINE].to_numpy(), labelled[LABEL].to_numpy())
 
 
-def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dict[str, dict],
-                scored_at: datetime) -> pd.DataFrame:
-    """mart_lead_scores rows: every open lead at the newest snapshot."""
-    current = latest_snapshot(features)
+def score_leads(current: pd.DataFrame, model: TrainedModel | None, tenants: dict[str, dict],
+                scored_at: datetime, baseline: Isotonic | None) -> pd.DataFrame:
+    """mart_lead_scores rows for `current`, the open leads of the newest snapshot (load_open_leads);
+    `baseline` maps the engagement score to a probability for tenants the model does not score."""
+    current = current.reset_index(drop=True)
     by_model = current["tenant_id"].map(lambda t: model is not None and tenants[t]["model_eligible"]).to_numpy()
     probability = np.zeros(len(current))
     # Tiers rank the booster's score (its order is the probability's, without the ties of the isotonic
@@ -251,9 +259,8 @@ def score_leads(features: pd.DataFrame, model: TrainedModel | None, tenants: dic
             factors[i] = f
     if (~by_model).any():
         rows = current[~by_model]
-        calibration = baseline_calibration(model, features)
         # Without labels there is no probability to give (NULL); the tier then ranks the engagement score.
-        probability[~by_model] = calibration(rows[BASELINE].to_numpy()) if calibration else np.nan
+        probability[~by_model] = baseline(rows[BASELINE].to_numpy()) if baseline else np.nan
         for i, f in zip(np.flatnonzero(~by_model), _baseline_factors(rows)):
             factors[i] = f
     out = pd.DataFrame({

@@ -116,7 +116,9 @@ def beats_production_and_baseline(context: dg.AssetCheckExecutionContext,
     production = ls.load_production(settings.models_dir)
     production_eval = None
     if production is not None:  # the same version cannot beat itself: retraining unchanged data promotes nothing
-        production_eval = ls.evaluate_on(production, ls.held_back_rows(_features(warehouse), candidate))
+        with warehouse.writer() as con:
+            held_back = ls.load_labelled(con, since=candidate.evaluation["split"]["test_from"])
+        production_eval = ls.evaluate_on(production, held_back)
     decision = ls.decide_promotion(candidate.evaluation["model"], candidate.evaluation["baseline"], production_eval)
     with warehouse.writer() as con:
         con.execute("UPDATE ml.ml_models SET status = ?, status_reason = ? WHERE training_run_id = ?",
@@ -151,13 +153,17 @@ def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                       "top 3 factors, model version (or the baseline) and scored-at time.")
 def mart_lead_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    features = _features(warehouse)
     model = ls.load_production(settings.models_dir)
-    tenants = ls.eligible_tenants(features, settings.ml_min_leads, settings.ml_min_conversions)
-    scores = ls.score_leads(features, model, tenants, datetime.now(UTC))
+    # Only what scoring needs leaves the warehouse: today's open leads, per-tenant counts, and labelled rows
+    # for the baseline map (no model yet) or for the drift reference (the model's held-back period).
+    with warehouse.writer() as con:
+        current = ls.load_open_leads(con)
+        tenants = ls.tenant_history(con, settings.ml_min_leads, settings.ml_min_conversions)
+        labelled = None if model else ls.load_labelled(con, columns=(ls.BASELINE, ls.LABEL))
+        held_back = ls.load_labelled(con, since=model.evaluation["split"]["test_from"]) if model else None
+    scores = ls.score_leads(current, model, tenants, datetime.now(UTC), ls.baseline_calibration(model, labelled))
     psi = None
     if model is not None and (scores["scoring_method"] == "model").any():
-        held_back = ls.held_back_rows(features, model)
         psi = population_stability_index(model.predict_proba(held_back),
                                          scores.loc[scores["scoring_method"] == "model", "probability"].to_numpy())
     with warehouse.writer() as con:
