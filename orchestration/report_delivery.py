@@ -7,7 +7,6 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import duckdb
 
@@ -123,12 +122,3 @@ def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSc
     _record(settings, **record)
     return record
 
-
-def save_messages(folder: Path, messages: list[bytes]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for number, data in enumerate(messages, start=1):
-        path = folder / f"message-{number:03d}.eml"
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
