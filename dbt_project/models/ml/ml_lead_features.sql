@@ -7,6 +7,9 @@
 {% set every = var('ml_snapshot_every_days', 28) %}
 {% set label_days = var('ml_label_days', 90) %}
 {% set half_life_ms = 86400000.0 * 14 %}
+{#- Decayed weights are summed as whole billionths (bigint): integer sums do not depend on the order a
+    parallel aggregate adds them in, so the same events always give the same features, bit for bit. -#}
+{% set nano = 1000000000.0 %}
 
 with snapshots as (
 
@@ -24,7 +27,7 @@ events as (
 
 ),
 
--- Per lead and event day: counts, and the engagement weights already decayed to the end of that day,
+-- Per lead and event day: counts, and the engagement weights (in billionths) already decayed to the end of that day,
 -- so that a snapshot only has to decay each day's sum once more (0.5^(a+b) = 0.5^a * 0.5^b).
 lead_days as (
 
@@ -44,8 +47,8 @@ lead_days as (
                                              ('visit', 'page_visit', 2), ('form', 'form_submission', 8),
                                              ('reply', 'email_reply', 10)] %}
         sum(case when event_type = '{{ event_type }}' and not is_bot
-                 then {{ weight }} * power(0.5, {{ dbt.datediff('occurred_at', dbt.dateadd('day', 1, 'event_date'), 'millisecond') }}
-                                              / {{ half_life_ms }})
+                 then cast(round({{ weight }} * power(0.5, {{ dbt.datediff('occurred_at', dbt.dateadd('day', 1, 'event_date'), 'millisecond') }}
+                                                       / {{ half_life_ms }}) * {{ nano }}, 0) as {{ dbt.type_bigint() }})
                  else 0 end) as decayed_{{ name }},
         {% endfor %}
         min(occurred_at) as first_event_at,
@@ -94,8 +97,8 @@ history as (
         sum(d.page_visits) as page_visits_total,
         sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.page_visits else 0 end) as page_visits_30d,
         {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
-        sum(d.decayed_{{ name }} * power(0.5, {{ dbt.datediff(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at', 'millisecond') }}
-                                             / {{ half_life_ms }})) as score_{{ name }},
+        sum(cast(round(d.decayed_{{ name }} * power(0.5, {{ dbt.datediff(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at', 'millisecond') }}
+                                                            / {{ half_life_ms }}), 0) as {{ dbt.type_bigint() }})) as score_{{ name }},
         {% endfor %}
         min(d.first_event_at) as first_event_at,
         max(d.last_send_at) as last_send_at,
@@ -134,10 +137,10 @@ select
     {{ dbt.datediff('h.last_reply_at', 'p.snapshot_at', 'day') }} as days_since_last_reply,
     {{ dbt.datediff('h.last_human_engagement_at', 'p.snapshot_at', 'day') }} as days_since_last_engagement,
     {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
-    coalesce(h.score_{{ name }}, 0) as score_{{ name }},
+    coalesce(h.score_{{ name }}, 0) / {{ nano }} as score_{{ name }},
     {% endfor %}
-    coalesce(h.score_open, 0) + coalesce(h.score_click, 0) + coalesce(h.score_visit, 0)
-        + coalesce(h.score_form, 0) + coalesce(h.score_reply, 0) as engagement_score,
+    (coalesce(h.score_open, 0) + coalesce(h.score_click, 0) + coalesce(h.score_visit, 0)
+        + coalesce(h.score_form, 0) + coalesce(h.score_reply, 0)) / {{ nano }} as engagement_score,
     case
         when {{ dbt.dateadd('day', label_days, 'p.snapshot_date') }} > cast({{ as_of_timestamp() }} as date) then null
         when p.converted_at < {{ dbt.dateadd('day', label_days, 'p.snapshot_at') }} then 1
