@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestration.publish import published_copy
+from orchestration.publish import publication_record, published_copy
 from orchestration.settings import Settings
 
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -204,7 +204,7 @@ def _write(settings: Settings, request: ExportRequest, export_id: str) -> Export
     target = folder / f"{export_id}.{request.format}"
     partial = folder / f".{export_id}.{request.format}.partial"
     with closing(duckdb.connect(str(copy), read_only=True)) as con:
-        mark = con.execute("SELECT data_freshness_watermark FROM _publication").fetchone()[0]
+        mark = publication_record(con)[2]
         sql, params = export_query(con, request, settings, neutralise=request.format in ("csv", "xlsx"))
         rows = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
         if request.format == "xlsx":

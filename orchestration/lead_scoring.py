@@ -64,10 +64,8 @@ def load_labelled(con: duckdb.DuckDBPyConnection, since: str | None = None,
     if since is not None:
         sql += f" AND {TIME_COLUMN} >= CAST(? AS TIMESTAMP)"
         params.append(since)
-    frame = con.execute(sql + " ORDER BY tenant_id, lead_id, snapshot_date" if not columns else sql, params).df()
-    frame = frame.drop(columns=[c for c in IDENTIFIERS if c in frame.columns]).reset_index(drop=True)
-    frame[LABEL] = frame[LABEL].astype("int64")
-    return frame
+    return _shape_labelled(con.execute(sql + " ORDER BY tenant_id, lead_id, snapshot_date" if not columns else sql,
+                                       params).df())
 
 
 def tenant_history(con: duckdb.DuckDBPyConnection, min_leads: int, min_conversions: int) -> dict[str, dict]:
@@ -82,9 +80,14 @@ def tenant_history(con: duckdb.DuckDBPyConnection, min_leads: int, min_conversio
 
 
 def training_frame(features: pd.DataFrame) -> pd.DataFrame:
-    labelled = features[features[LABEL].notna()].drop(columns=IDENTIFIERS).reset_index(drop=True)
-    labelled[LABEL] = labelled[LABEL].astype("int64")
-    return labelled
+    return _shape_labelled(features[features[LABEL].notna()])
+
+
+def _shape_labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labelled rows for training: identifiers dropped, the label as 0/1 integers."""
+    frame = frame.drop(columns=[c for c in IDENTIFIERS if c in frame.columns]).reset_index(drop=True)
+    frame[LABEL] = frame[LABEL].astype("int64")
+    return frame
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,8 @@ def promote(models_dir: Path, version: str, reason: str) -> None:
     os.replace(temporary, pointer)
 
 
-def model_card(model: TrainedModel, trained_at: datetime, features: pd.DataFrame) -> dict:
-    labelled = training_frame(features)
+def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame) -> dict:
+    """The card of a model trained on `labelled` (training rows)."""
     return {
         "model_version": model.version,
         "trained_at": trained_at.isoformat(),

@@ -38,6 +38,11 @@ def published_copy(publish_dir: Path) -> Path:
     return publish_dir / "marts.duckdb"
 
 
+def publication_record(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str | None]:
+    """(version, published_at ISO, data freshness watermark) of the published copy `con` reads."""
+    return con.execute("SELECT version, published_at, data_freshness_watermark FROM _publication").fetchone()
+
+
 def current_manifest(publish_dir: Path) -> dict | None:
     path = publish_dir / "current" / "manifest.json"
     return json.loads(path.read_text()) if path.exists() else None

@@ -12,7 +12,7 @@ import duckdb
 
 from orchestration import report_render as render
 from orchestration.mailer import SmtpSettings, build_message, send
-from orchestration.publish import published_copy
+from orchestration.publish import publication_record, published_copy
 from orchestration.report_schedules import ReportSchedule
 from orchestration.reports import (
     ReportDefinition,
@@ -38,8 +38,11 @@ def current_publication(settings: Settings) -> Publication | None:
     if not copy.exists():
         return None
     with closing(duckdb.connect(str(copy), read_only=True)) as con:
-        version, published_at, mark = con.execute(
-            "SELECT version, published_at, data_freshness_watermark FROM _publication").fetchone()
+        return _publication(con)
+
+
+def _publication(con: duckdb.DuckDBPyConnection) -> Publication:
+    version, published_at, mark = publication_record(con)
     return Publication(version, datetime.fromisoformat(published_at), mark)
 
 
@@ -85,11 +88,12 @@ def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSc
             "schedule_id": schedule.id, "due_at": due.astimezone(UTC).isoformat(),
             "recipients": ", ".join(schedule.recipients), "formats": ", ".join(schedule.formats)}
     try:
-        publication = current_publication(settings)
-        if publication is None:
+        copy = published_copy(settings.publish_dir)
+        if not copy.exists():
             raise LookupError("nothing is published yet")
         query = build_query(definition, due)
-        with closing(duckdb.connect(str(published_copy(settings.publish_dir)), read_only=True)) as con:
+        with closing(duckdb.connect(str(copy), read_only=True)) as con:
+            publication = _publication(con)
             rows = run_report(con, definition, due)
         base |= {"rows": len(rows), "data_freshness_watermark": publication.watermark,
                  "publication_version": publication.version}

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from ml.evaluate import population_stability_index
 from ml.plots import lift_png, reliability_png
@@ -42,10 +41,10 @@ class TrainingConfig(dg.Config):
     is_unbalance: bool = False
 
 
-def _features(warehouse: WarehouseResource) -> pd.DataFrame:
-    # Read through the writer lock: one process at a time opens the warehouse file.
-    with warehouse.writer() as con:
-        return ls.load_features(con)
+def _candidate_version(instance: dg.DagsterInstance) -> str:
+    """The version the latest candidate materialization trained (its metadata)."""
+    event = instance.get_latest_materialization_event(CANDIDATE_KEY)
+    return event.asset_materialization.metadata["model_version"].value
 
 
 def _image(png: bytes, title: str) -> dg.MetadataValue:
@@ -73,13 +72,14 @@ def _write_model_row(con: duckdb.DuckDBPyConnection, run_id: str, card: dict) ->
 def lead_score_candidate(context: dg.AssetExecutionContext, config: TrainingConfig,
                          warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    features = _features(warehouse)
-    frame = ls.training_frame(features)
+    # Only the labelled rows leave the warehouse (read under the writer lock: one process opens the file).
+    with warehouse.writer() as con:
+        frame = ls.load_labelled(con)
     params = config.model_dump(exclude={"seed"})
     context.log.info(f"training on {len(frame):,} labelled lead snapshots ({frame[ls.LABEL].mean():.2%} positive)")
     model = fit(frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=config.seed, params=params,
                 baseline_column=ls.BASELINE)
-    card = ls.model_card(model, datetime.now(UTC), features)
+    card = ls.model_card(model, datetime.now(UTC), frame)
     folder = ls.model_folder(settings.models_dir, model.version)
     reliability, lift = reliability_png(model.evaluation), lift_png(model.evaluation)
     # Content-addressed: an identical retrain finds its folder written (with the first training's card).
@@ -110,8 +110,7 @@ def lead_score_candidate(context: dg.AssetExecutionContext, config: TrainingConf
 def beats_production_and_baseline(context: dg.AssetCheckExecutionContext,
                                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
-    version = context.instance.get_latest_materialization_event(CANDIDATE_KEY).asset_materialization.metadata[
-        "model_version"].value
+    version = _candidate_version(context.instance)
     candidate = TrainedModel.load(ls.model_folder(settings.models_dir, version))
     production = ls.load_production(settings.models_dir)
     production_eval = None
@@ -134,8 +133,7 @@ def beats_production_and_baseline(context: dg.AssetCheckExecutionContext,
                       "that passed beats_production_and_baseline.")
 def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    version = context.instance.get_latest_materialization_event(CANDIDATE_KEY).asset_materialization.metadata[
-        "model_version"].value
+    version = _candidate_version(context.instance)
     previous = ls.production_version(settings.models_dir)
     with warehouse.writer() as con:
         reason = con.execute("SELECT status_reason FROM ml.ml_models WHERE training_run_id = ?",

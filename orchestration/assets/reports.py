@@ -1,6 +1,7 @@
 """Scheduled reports in Dagster: a sensor that finds due schedules, the job that delivers one, and an
 e-mail to the data team when any run fails. No cron daemon of our own: the Dagster daemon ticks the sensor."""
 
+import html
 import json
 import os
 from datetime import UTC, datetime
@@ -80,12 +81,7 @@ def email_data_team_on_failure(context: dg.RunFailureSensorContext):
     smtp = SmtpSettings.from_env()
     error = context.failure_event.message or "no message"
     text = f"Run {run.run_id} of job {run.job_name} failed.\n\n{error}\n"
-    send(build_message(smtp.sender, [address], f"Leadron pipeline run failed: {run.job_name}", f"<pre>{_escape(text)}</pre>",
+    send(build_message(smtp.sender, [address], f"Leadron pipeline run failed: {run.job_name}", f"<pre>{html.escape(text)}</pre>",
                        text), smtp)
     return None
 
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
