@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -33,16 +34,31 @@ def iso_ms(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def meta(request_id: str | None) -> dict[str, str]:
+def meta(request_id: str | None, **extra: Any) -> dict[str, Any]:
     out = {"timestamp": iso_ms(datetime.now(UTC)), "version": VERSION}
     if request_id:
         out["requestId"] = request_id
-    return out
+    return out | extra
 
 
-def success_body(status: int, message: str, data: Any, request_id: str | None, **extra: Any) -> bytes:
+def success_body(status: int, message: str, data: Any, request_id: str | None,
+                 meta_extra: dict[str, Any] | None = None, **extra: Any) -> bytes:
+    # Dates, times and decimals as ISO strings and numbers; non-string keys (e.g. dates) as strings.
     return orjson.dumps({"success": True, "status": status, "message": message, "data": data,
-                         **extra, "meta": meta(request_id)})
+                         **extra, "meta": meta(request_id, **(meta_extra or {}))},
+                        option=orjson.OPT_NON_STR_KEYS, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def pagination(page: int, limit: int, total: int) -> dict[str, Any]:
+    pages = (total + limit - 1) // limit
+    return {"page": page, "limit": limit, "total": total, "totalPages": pages, "hasNext": page < pages,
+            "hasPrev": page > 1}
 
 
 def error_body(status: int, message: str, details: list[dict[str, str]] | None, request_id: str | None,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/funnel_10m.py [--events 10000000] [--home DIR]
 
 Builds the warehouse through the normal path (generate -> import -> Dagster run) unless --home
-already holds one, then times the funnel engine (orchestration/funnel.py) on the staging events:
+already holds one, then times the funnel engine (orchestration/funnel.py) on the event grain (marts.fct_events):
 a 4-step email funnel over 90 days for the largest tenant, with and without a breakdown, and for
 all tenants. Reference in the same process: one scan-and-aggregate of the same events
 (count by event type for the tenant and range). Writes bench/results/funnel_10m.{json,md}.
@@ -64,15 +64,15 @@ def main() -> int:
     from orchestration.funnel import FunnelSpec, FunnelStep, run_funnel
 
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    events = con.execute("SELECT count(*) FROM staging.stg_leadron__events").fetchone()[0]
-    tenant, last = con.execute("SELECT tenant_id, max(occurred_at) FROM staging.stg_leadron__events "
+    events = con.execute("SELECT count(*) FROM marts.fct_events").fetchone()[0]
+    tenant, last = con.execute("SELECT tenant_id, max(occurred_at) FROM marts.fct_events "
                                "GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 1").fetchone()
     start = (last - timedelta(days=90)).replace(hour=0, minute=0, second=0, microsecond=0)
     steps = [FunnelStep(event_type=t) for t in ("email_sent", "email_open", "link_click", "email_reply")]
     spec = FunnelSpec(steps=steps, window_seconds=7 * 86400, tenant_id=tenant, start=start, end=last)
     results = {
         "reference_scan_count_by_type": timed(lambda: con.execute(
-            "SELECT event_type, count(*) FROM staging.stg_leadron__events WHERE tenant_id = ? AND occurred_at >= ? "
+            "SELECT event_type, count(*) FROM marts.fct_events WHERE tenant_id = ? AND occurred_at >= ? "
             "AND occurred_at < ? GROUP BY 1", [tenant, start, last]).fetchall()),
         "funnel_4_steps_90_days_one_tenant": timed(lambda: run_funnel(con, spec)),
         "funnel_4_steps_90_days_by_workflow": timed(lambda: run_funnel(con, spec.model_copy(

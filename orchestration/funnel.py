@@ -10,8 +10,11 @@ window, an entity (lead or message) and a date range for entry. Semantics:
   - per step: entities, conversion from step 1 and from the previous step, and the average and median
     seconds from the previous step among the entities that reached it; optional breakdown.
 
-Runs on DuckDB with every value bound as a parameter; names in the SQL come only from the whitelists
-below. ASOF joins do the matching (measured about 2x faster than cascaded window functions, DESIGN.md).
+Reads the event grain `fct_events` (marts; its published copy for the API), which carries each event's
+workflow, step, rep, team at the event's time and lead source, so a breakdown is a column of the
+attempt's step-1 event. Runs on DuckDB with every value bound as a parameter; names in the SQL come only
+from the whitelists below. ASOF joins do the matching (measured about 2x faster than cascaded window
+functions, DESIGN.md).
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_stub.contract import EventType
 
-EVENTS = "staging.stg_leadron__events"
-MESSAGES = "intermediate.int_messages"
-LEADS = "staging.stg_leadron__leads"
-TEAMS = "intermediate.int_user_team_history"
-BREAKDOWNS = ("workflow", "step", "rep", "team", "lead_source", "cohort_week")
+EVENTS = "marts.fct_events"  # in the warehouse; the published copy has it as plain fct_events
+# breakdown -> expression over the step-1 event's columns
+BREAKDOWNS = {"workflow": "workflow_id", "step": "step_number", "rep": "user_id", "team": "team_id",
+              "lead_source": "lead_source", "cohort_week": None}
 
 
 class FunnelStep(BaseModel):
@@ -69,8 +71,9 @@ def _step_filter(alias: str, index: int, params: dict[str, Any], step: FunnelSte
     return clause
 
 
-def funnel_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
-    """The query (one row per breakdown value with every step's numbers) and its parameters."""
+def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, Any]]:
+    """The query (one row per breakdown value with every step's numbers) and its parameters; `events`
+    names the event-grain relation (a constant of the caller, never user input)."""
     params: dict[str, Any] = {"window": spec.window_seconds * 1_000_000}
     n = len(spec.steps)
     entity = "lead_id" if spec.entity == "lead" else "message_id"
@@ -93,12 +96,14 @@ def funnel_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
         params["end"] = spec.end
         entry.append("occurred_at < $end")
         where.append("e.occurred_at < $end + to_microseconds($window)")
+    # The step-1 event's breakdown columns travel with the attempt.
+    columns = list(dict.fromkeys(BREAKDOWNS[kind] for kind in spec.breakdowns if BREAKDOWNS[kind]))
+    carried = "".join(f", {c}" for c in columns)
     ctes = [f"""ev AS (
-        SELECT e.tenant_id, e.{entity} AS entity, e.event_type, e.occurred_at, e.url, e.form_id, e.message_id,
-               e.lead_id
-        FROM {EVENTS} AS e WHERE {' AND '.join(where)})"""]
+        SELECT e.tenant_id, e.{entity} AS entity, e.event_type, e.occurred_at, e.url, e.form_id{carried}
+        FROM {events} AS e WHERE {' AND '.join(where)})"""]
     ctes.append(f"""a1 AS (
-        SELECT tenant_id, entity, occurred_at AS t1, message_id AS m1, lead_id AS l1
+        SELECT tenant_id, entity, occurred_at AS t1{carried}
         FROM ev AS s WHERE {_step_filter('s', 1, params, spec.steps[0])}
         {'AND ' + ' AND '.join(entry) if entry else ''})""")
     for k in range(2, n + 1):
@@ -116,11 +121,8 @@ def funnel_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
             SELECT a{n}.*, {depth} AS depth,
                    row_number() OVER (PARTITION BY tenant_id, entity ORDER BY {depth} DESC, t1) AS attempt_rank
             FROM a{n}) WHERE attempt_rank = 1)""")
-    exprs, joins = [], []
-    for kind in spec.breakdowns:
-        expr, needed = _breakdown(kind)
-        exprs.append(f"{expr} AS {kind}")
-        joins += [j for j in needed if j not in joins]
+    exprs = [("CAST(date_trunc('week', b.t1) AS DATE)" if kind == "cohort_week" else
+              f"CAST(b.{BREAKDOWNS[kind]} AS VARCHAR)") + f" AS {kind}" for kind in spec.breakdowns]
     step_cols = []
     for k in range(1, n + 1):
         step_cols.append(f"count(*) FILTER (WHERE depth >= {k}) AS step{k}_entities")
@@ -132,30 +134,15 @@ def funnel_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
     positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
     sql = f"""WITH {', '.join(ctes)}
         SELECT {', '.join(keys)}, {', '.join(step_cols)}
-        FROM best AS b {' '.join(joins)}
+        FROM best AS b
         GROUP BY {positions} ORDER BY {positions} NULLS FIRST"""
     return sql, params
 
 
-def _breakdown(kind: str) -> tuple[str, list[str]]:
-    """(SQL expression, joins) of a whitelisted breakdown of the chosen attempt's step-1 event."""
-    message = f"LEFT JOIN {MESSAGES} AS m ON m.tenant_id = b.tenant_id AND m.message_id = b.m1"
-    team = (f"LEFT JOIN {TEAMS} AS t ON t.tenant_id = b.tenant_id AND t.user_id = m.user_id"
-            " AND b.t1 >= t.valid_from AND (t.valid_to IS NULL OR b.t1 < t.valid_to)")
-    return {
-        "workflow": ("m.workflow_id", [message]),
-        "step": ("CAST(m.step_number AS VARCHAR)", [message]),
-        "rep": ("m.user_id", [message]),
-        "team": ("t.team_id", [message, team]),
-        "lead_source": ("l.lead_source", [f"LEFT JOIN {LEADS} AS l ON l.tenant_id = b.tenant_id AND l.lead_id = b.l1"]),
-        "cohort_week": ("CAST(date_trunc('week', b.t1) AS DATE)", []),
-    }[kind]
-
-
-def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[dict[str, Any]]:
+def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = EVENTS) -> list[dict[str, Any]]:
     """One dict per tenant and breakdown values with, per step k: entities, conversion from step 1 and
     from the previous step, average and median seconds from the previous step."""
-    sql, params = funnel_sql(spec)
+    sql, params = funnel_sql(spec, events)
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     out = []

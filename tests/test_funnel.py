@@ -27,12 +27,12 @@ def spec(*types: str, window: int = 3600, **kw) -> FunnelSpec:
 @pytest.fixture
 def con():
     c = duckdb.connect()
-    c.execute("CREATE SCHEMA staging")
-    c.execute("CREATE TABLE staging.stg_leadron__events (tenant_id VARCHAR, lead_id VARCHAR, message_id VARCHAR, "
+    c.execute("CREATE SCHEMA marts")
+    c.execute("CREATE TABLE marts.fct_events (tenant_id VARCHAR, lead_id VARCHAR, message_id VARCHAR, "
               "event_type VARCHAR, occurred_at TIMESTAMP, url VARCHAR, form_id VARCHAR, is_bot BOOLEAN)")
 
     def add(lead, event_type, seconds, is_bot=False, url=None):
-        c.execute("INSERT INTO staging.stg_leadron__events VALUES ('t1', ?, NULL, ?, ?, ?, NULL, ?)",
+        c.execute("INSERT INTO marts.fct_events VALUES ('t1', ?, NULL, ?, ?, ?, NULL, ?)",
                   [lead, event_type, T0 + timedelta(seconds=seconds), url, is_bot])
 
     # L1 converts on its second attempt; L2's open is exactly at the window edge, its click 1 ms past it;
