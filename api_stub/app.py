@@ -26,12 +26,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from api_stub import tracking, webhooks
+from api_stub import analytics_routes, report_routes, tracking, webhooks
 from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
 from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
+from api_stub.published import PublishedReader
 from api_stub.ratelimit import RateLimiter
 from api_stub.schemas import (
     ApiEventIn, BatchEnvelope, BatchIn, ErrorEnvelope, EventEnvelope, StatusEnvelope, ValidBatchIn, WebhookEnvelope,
@@ -80,6 +81,8 @@ class Api:
         self.settings = settings
         self.keys = KeyStore(settings.api_keys_path)
         self.store = EventStore(settings)
+        self.reader = PublishedReader(settings)
+        self.on_close: list = []  # shutdown hooks of the route modules
         self.limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
         self.secret = settings.secret()
         with SCANNERS_CSV.open() as fh:
@@ -173,7 +176,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for hook in state.on_close:
+                hook()
             state.store.close()
+            state.reader.close()
 
     app = FastAPI(
         title="Leadron Analytics API",
@@ -193,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     events_write = Depends(auth("events:write"))
     analytics_read = Depends(auth("analytics:read"))
+    analytics_routes.register(app, state, analytics_read)
+    report_routes.register(app, state, analytics_read, Depends(auth("reports:write")), Depends(auth("exports:write")))
 
     # ---- errors as envelopes ------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -203,6 +211,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            return json_response(400, error_body(400, "Malformed JSON body", [{"field": "body", "issue": "not valid JSON"}],
+                                                 request_id(request)))
         details = [{"field": ".".join(str(p) for p in e["loc"] if p not in ("query", "header", "path", "body")),
                     "issue": e["msg"]} for e in exc.errors()]
         return json_response(422, error_body(422, "Validation failed", details, request_id(request)))

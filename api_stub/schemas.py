@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_stub.contract import EventIn, Id
+from api_stub.contract import EventIn, EventType, Id
 
 MAX_BATCH = 1000
 
@@ -135,3 +136,77 @@ class WebhookEnvelope(BaseModel):
     message: str
     data: WebhookData
     meta: Meta
+
+
+# ---- read endpoints -------------------------------------------------------------------------------
+class Pagination(BaseModel):
+    page: int
+    limit: int
+    total: int
+    totalPages: int
+    hasNext: bool
+    hasPrev: bool
+
+
+class DataFreshness(BaseModel):
+    publishedAt: str
+    version: str
+    dataFreshAsOf: str | None = Field(description="Newest event receipt time in the published data (UTC)")
+
+
+class ReadMeta(Meta):
+    dataFreshness: DataFreshness | None = None
+
+
+class DataEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: dict[str, Any]
+    meta: ReadMeta
+
+
+class ListEnvelope(BaseModel):
+    success: Literal[True]
+    status: int
+    message: str
+    data: list[dict[str, Any]]
+    meta: ReadMeta
+
+
+class PageEnvelope(ListEnvelope):
+    pagination: Pagination
+
+
+class FunnelStepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    eventType: EventType
+    urlContains: str | None = Field(default=None, min_length=1, max_length=512)
+    formId: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+Breakdown = Literal["workflow", "step", "rep", "team", "lead_source", "cohort_week"]
+
+
+class FunnelIn(BaseModel):
+    """A custom funnel (METRICS.md): ordered steps, a conversion window, entry days, breakdowns."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    steps: list[FunnelStepIn] = Field(min_length=2, max_length=8)
+    windowSeconds: int = Field(default=7 * 86400, ge=60, le=180 * 86400)
+    from_: date | None = Field(default=None, alias="from", description="First UTC day of entry (inclusive)")
+    to: date | None = Field(default=None, description="Last UTC day of entry (inclusive)")
+    breakdown: list[Breakdown] = Field(default_factory=list, max_length=2)
+    entity: Literal["lead", "message"] = "lead"
+    humanOnly: bool = True
+
+
+class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    dataset: str = Field(min_length=1, max_length=128, description="A published mart, fct_events or raw_events")
+    format: Literal["csv", "parquet", "jsonl", "xlsx"] = "csv"
+    from_: date | None = Field(default=None, alias="from", description="First UTC day (inclusive)")
+    to: date | None = Field(default=None, description="Last UTC day (inclusive)")
+    workflowId: str | None = Field(default=None, min_length=1, max_length=128)
+    userId: str | None = Field(default=None, min_length=1, max_length=128)
+    teamId: str | None = Field(default=None, min_length=1, max_length=128)

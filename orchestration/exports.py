@@ -35,7 +35,8 @@ DATE_COLUMNS = {
     "mart_kpis_daily": "kpi_date", "mart_email_performance_daily": "send_date", "mart_activity_daily": "event_date",
     "mart_form_submissions_daily": "submission_date", "mart_page_visits_daily": "visit_date",
     "mart_team_performance": "week_start", "mart_cohort_retention": "cohort_week", "mart_funnel_email": "cohort_week",
-    "mart_funnel_web": "cohort_week", "mart_lead_scores": "snapshot_date", RAW_EVENTS: "event_date",
+    "mart_funnel_web": "cohort_week", "mart_lead_scores": "snapshot_date", "fct_events": "event_date",
+    RAW_EVENTS: "event_date",
 }
 FILTER_COLUMNS = {"workflow_id": ("workflow_id", "workflow"), "user_id": ("user_id",), "team_id": ("team_id",)}
 PERSONAL = {RAW_EVENTS: ("ip", "user_agent", "properties")}
@@ -108,7 +109,8 @@ def export_query(con: duckdb.DuckDBPyConnection, request: ExportRequest, setting
     elif request.dataset in marts and not request.dataset.startswith("_"):
         relation = _quote(request.dataset)
     else:
-        raise ExportError(f"dataset: unknown dataset {request.dataset!r}; one of {sorted(marts | {RAW_EVENTS})}")
+        known = sorted(m for m in marts | {RAW_EVENTS} if not m.startswith("_"))
+        raise ExportError(f"dataset: unknown dataset {request.dataset!r}; one of {known}")
     columns = _columns(con, relation)
     names = {c for c, _ in columns}
     where, params = ["tenant_id = ?"], [request.tenant_id]

@@ -14,10 +14,10 @@ from orchestration import report_render as render
 from orchestration.mailer import SmtpSettings, build_message, send
 from orchestration.publish import publication_record, published_copy
 from orchestration.report_schedules import ReportSchedule
+from orchestration.report_store import all_definitions
 from orchestration.reports import (
     ReportDefinition,
     build_query,
-    load_definitions,
     run_report,
 )
 from orchestration.settings import Settings
@@ -47,7 +47,7 @@ def _publication(con: duckdb.DuckDBPyConnection) -> Publication:
 
 
 def find_schedule(settings: Settings, report_id: str, schedule_id: str) -> tuple[ReportDefinition, ReportSchedule]:
-    for definition in load_definitions(settings.reports_dir):
+    for definition in all_definitions(settings):
         if definition.id == report_id:
             for raw in definition.schedules:
                 schedule = ReportSchedule.model_validate(raw)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from orchestration.mailer import recipient
 
@@ -31,7 +32,8 @@ WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 
 
 
 class ReportSchedule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     cron: str | None = None
     cadence: Literal["daily", "weekly", "monthly"] | None = None

@@ -30,6 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 COUNTS = ("sent", "delivered", "bounced", "hard_bounced", "soft_bounced", "opens_total", "unique_opens",
@@ -74,7 +75,8 @@ class ReportError(ValueError):
 
 
 class DateRange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
     start: date | None = None
     end: date | None = None  # exclusive
     last_days: int | None = Field(default=None, ge=1, le=3660)
@@ -89,20 +91,23 @@ class DateRange(BaseModel):
 
 
 class SortKey(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
     field: Name
     descending: bool = False
 
 
 class Chart(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
     type: Literal["line", "bar", "funnel", "cohort_heatmap"]
     x: Name | None = None
     y: list[Name] = Field(default_factory=list, max_length=6)
 
 
 class ReportDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     tenant_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]

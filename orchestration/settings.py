@@ -45,6 +45,7 @@ class Settings:
     s3_bucket: str | None
     s3_endpoint_url: str | None
     s3_url_ttl_s: int
+    metadata_url: str | None
 
     @property
     def events_landing_dir(self) -> Path:
@@ -137,6 +138,7 @@ def get_settings() -> Settings:
         s3_bucket=os.environ.get("LEADRON_S3_BUCKET") or None,
         s3_endpoint_url=os.environ.get("LEADRON_S3_ENDPOINT_URL") or None,
         s3_url_ttl_s=int(_env("LEADRON_S3_URL_TTL", "3600")),
+        metadata_url=os.environ.get("LEADRON_METADATA_URL") or None,
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.policy
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -13,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from aiosmtpd.controller import Controller
 
+from orchestration.mailer import SmtpSettings
 from orchestration.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -99,3 +103,35 @@ def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         build(settings)
         yield settings, input_dir
     os.environ.pop("DAGSTER_HOME", None)
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message; `refuse` answers 451 (try again later) that many times."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse = 0
+        self.attempts = 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.attempts += 1
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 try again later"
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, SmtpSettings(host="127.0.0.1", port=port, starttls=False, user=None, password=None,
+                                  sender="reports@leadron.test")
+    finally:
+        controller.stop()

@@ -280,8 +280,10 @@ def cohort_retention(events: list[dict], dims: Path, as_of: datetime) -> dict[tu
     return {k: tuple(v) for k, v in out.items()}
 
 
-def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool = True) -> dict[tuple, dict]:
-    """The best attempt per (tenant, lead): {"times": [t1, ...], "message": step-1 messageId}, by plain greedy search."""
+def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool = True,
+           entry: tuple[datetime, datetime] | None = None) -> dict[tuple, dict]:
+    """The best attempt per (tenant, lead): {"times": [t1, ...], "message": step-1 messageId}, by plain greedy search;
+    with `entry` = [start, end), only attempts whose step-1 event is in it."""
     from datetime import timedelta as td
 
     window = td(seconds=window_s)
@@ -293,7 +295,8 @@ def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool
     for key, evs in by_lead.items():
         evs.sort(key=lambda e: e["ts"])
         best = None
-        for start in (e for e in evs if e["eventType"] == steps[0]):
+        for start in (e for e in evs if e["eventType"] == steps[0]
+                      and (entry is None or entry[0] <= e["ts"] < entry[1])):
             times = [start["ts"]]
             for k in range(1, len(steps)):
                 strict = steps[k] == steps[k - 1]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import email
 import io
 import json
 import socket
 from datetime import UTC, date, datetime, timedelta
-from email import policy
 
 import dagster as dg
 import duckdb
@@ -22,41 +20,9 @@ from orchestration.publish import publish
 from orchestration.report_delivery import deliver, deliveries
 from orchestration.report_schedules import ReportSchedule, due_times
 from orchestration.reports import ReportDefinition
-from tests.conftest import use_home
+from tests.conftest import Inbox, use_home
 
 DUE = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message; `refuse` answers 451 (try again later) that many times."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-        self.refuse = 0
-        self.attempts = 0
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.attempts += 1
-        if self.refuse:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, SmtpSettings(host="127.0.0.1", port=port, starttls=False, user=None, password=None,
-                                  sender="reports@leadron.test")
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

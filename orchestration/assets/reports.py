@@ -11,7 +11,8 @@ import dagster as dg
 from orchestration.mailer import SmtpSettings, build_message, send
 from orchestration.report_delivery import current_publication, deliver, find_schedule
 from orchestration.report_schedules import ReportSchedule, data_is_fresh, due_times
-from orchestration.reports import ReportDefinition, load_definitions
+from orchestration.report_store import all_definitions
+from orchestration.reports import ReportDefinition
 from orchestration.settings import get_settings
 
 DELIVER_JOB = "deliver_report"
@@ -62,7 +63,7 @@ def pending_deliveries(definitions: list[ReportDefinition], cursor: dict[str, st
 def report_schedules(context: dg.SensorEvaluationContext):
     settings = get_settings()
     publication = current_publication(settings)
-    requests, cursor = pending_deliveries(load_definitions(settings.reports_dir),
+    requests, cursor = pending_deliveries(all_definitions(settings),
                                           json.loads(context.cursor or "{}"), datetime.now(UTC),
                                           publication.published_at if publication else None)
     context.update_cursor(json.dumps(cursor, sort_keys=True))

@@ -1,0 +1,209 @@
+"""The metadata store: reports, their schedules and their runs created through the API.
+
+SQLAlchemy Core on LEADRON_METADATA_URL (default: SQLite at $LEADRON_HOME/metadata.sqlite; a
+postgresql+psycopg:// URL selects PostgreSQL). Every read and write is scoped by tenant: another
+tenant's id reads as missing. The Dagster schedule sensor reads `all_definitions`, which joins these
+reports (with their schedules) to the YAML-defined ones, so both are delivered by the same machinery.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from orchestration.report_schedules import ReportSchedule
+from orchestration.reports import ReportDefinition, load_definitions
+from orchestration.settings import Settings
+
+META = sa.MetaData()
+REPORTS = sa.Table(
+    "reports", META,
+    sa.Column("report_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+SCHEDULES = sa.Table(
+    "report_schedules", META,
+    sa.Column("schedule_id", sa.String(64), primary_key=True),
+    sa.Column("report_id", sa.String(64), nullable=False, index=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("schedule", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+RUNS = sa.Table(
+    "report_runs", META,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("report_id", sa.String(64), nullable=False, index=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("row_count", sa.Integer),
+    sa.Column("rows", sa.Text),
+    sa.Column("publication_version", sa.String(40)),
+    sa.Column("data_fresh_as_of", sa.String(40)),
+    sa.Column("error", sa.Text),
+)
+
+
+def metadata_url(settings: Settings) -> str:
+    return settings.metadata_url or f"sqlite:///{settings.home / 'metadata.sqlite'}"
+
+
+@functools.cache
+def _engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url, future=True)
+    META.create_all(engine)
+    return engine
+
+
+def engine(settings: Settings) -> sa.Engine:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return _engine(metadata_url(settings))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+# ---- reports ------------------------------------------------------------------------------------
+def _definition(row: Any, schedules: list[dict] | None = None) -> ReportDefinition:
+    data = json.loads(row.definition)
+    return ReportDefinition.model_validate({**data, "schedules": schedules or []})
+
+
+def _stored(definition: ReportDefinition) -> str:
+    return definition.model_dump_json(exclude={"schedules"})
+
+
+def create_report(settings: Settings, definition: ReportDefinition) -> dict:
+    now = _now()
+    with engine(settings).begin() as con:
+        con.execute(REPORTS.insert().values(report_id=definition.id, tenant_id=definition.tenant_id,
+                                            definition=_stored(definition), created_at=now, updated_at=now))
+    return {"definition": definition, "created_at": now, "updated_at": now}
+
+
+def get_report(settings: Settings, tenant_id: str, report_id: str) -> dict | None:
+    with engine(settings).connect() as con:
+        row = con.execute(sa.select(REPORTS).where(REPORTS.c.tenant_id == tenant_id,
+                                                   REPORTS.c.report_id == report_id)).first()
+    return {"definition": _definition(row), "created_at": row.created_at, "updated_at": row.updated_at} if row else None
+
+
+def list_reports(settings: Settings, tenant_id: str, offset: int, limit: int) -> tuple[list[dict], int]:
+    where = REPORTS.c.tenant_id == tenant_id
+    with engine(settings).connect() as con:
+        total = con.execute(sa.select(sa.func.count()).select_from(REPORTS).where(where)).scalar_one()
+        rows = con.execute(sa.select(REPORTS).where(where).order_by(REPORTS.c.created_at, REPORTS.c.report_id)
+                           .offset(offset).limit(limit)).all()
+    return [{"definition": _definition(r), "created_at": r.created_at, "updated_at": r.updated_at} for r in rows], total
+
+
+def update_report(settings: Settings, definition: ReportDefinition) -> bool:
+    with engine(settings).begin() as con:
+        changed = con.execute(REPORTS.update().where(REPORTS.c.tenant_id == definition.tenant_id,
+                                                     REPORTS.c.report_id == definition.id)
+                              .values(definition=_stored(definition), updated_at=_now())).rowcount
+    return changed == 1
+
+
+def delete_report(settings: Settings, tenant_id: str, report_id: str) -> bool:
+    """The report, its schedules and its runs (deliveries already made stay in the delivery log)."""
+    with engine(settings).begin() as con:
+        changed = con.execute(REPORTS.delete().where(REPORTS.c.tenant_id == tenant_id,
+                                                     REPORTS.c.report_id == report_id)).rowcount
+        if changed:
+            for table in (SCHEDULES, RUNS):
+                con.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c.report_id == report_id))
+    return changed == 1
+
+
+# ---- schedules ----------------------------------------------------------------------------------
+def _schedule(row: Any) -> dict:
+    return {"schedule": ReportSchedule.model_validate_json(row.schedule), "report_id": row.report_id,
+            "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+def create_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> dict:
+    now = _now()
+    with engine(settings).begin() as con:
+        con.execute(SCHEDULES.insert().values(schedule_id=schedule.id, report_id=report_id, tenant_id=tenant_id,
+                                              schedule=schedule.model_dump_json(), created_at=now, updated_at=now))
+    return {"schedule": schedule, "report_id": report_id, "created_at": now, "updated_at": now}
+
+
+def _schedule_where(tenant_id: str, report_id: str, schedule_id: str | None = None):
+    clauses = [SCHEDULES.c.tenant_id == tenant_id, SCHEDULES.c.report_id == report_id]
+    if schedule_id is not None:
+        clauses.append(SCHEDULES.c.schedule_id == schedule_id)
+    return sa.and_(*clauses)
+
+
+def list_schedules(settings: Settings, tenant_id: str, report_id: str) -> list[dict]:
+    with engine(settings).connect() as con:
+        rows = con.execute(sa.select(SCHEDULES).where(_schedule_where(tenant_id, report_id))
+                           .order_by(SCHEDULES.c.created_at, SCHEDULES.c.schedule_id)).all()
+    return [_schedule(r) for r in rows]
+
+
+def get_schedule(settings: Settings, tenant_id: str, report_id: str, schedule_id: str) -> dict | None:
+    with engine(settings).connect() as con:
+        row = con.execute(sa.select(SCHEDULES).where(_schedule_where(tenant_id, report_id, schedule_id))).first()
+    return _schedule(row) if row else None
+
+
+def update_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> bool:
+    with engine(settings).begin() as con:
+        changed = con.execute(SCHEDULES.update().where(_schedule_where(tenant_id, report_id, schedule.id))
+                              .values(schedule=schedule.model_dump_json(), updated_at=_now())).rowcount
+    return changed == 1
+
+
+def delete_schedule(settings: Settings, tenant_id: str, report_id: str, schedule_id: str) -> bool:
+    with engine(settings).begin() as con:
+        return con.execute(SCHEDULES.delete().where(_schedule_where(tenant_id, report_id, schedule_id))).rowcount == 1
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+def record_run(settings: Settings, tenant_id: str, report_id: str, **values: Any) -> str:
+    run_id = new_id("run")
+    with engine(settings).begin() as con:
+        con.execute(RUNS.insert().values(run_id=run_id, tenant_id=tenant_id, report_id=report_id, created_at=_now(),
+                                         **values))
+    return run_id
+
+
+def get_run(settings: Settings, tenant_id: str, report_id: str, run_id: str) -> dict | None:
+    with engine(settings).connect() as con:
+        row = con.execute(sa.select(RUNS).where(RUNS.c.tenant_id == tenant_id, RUNS.c.report_id == report_id,
+                                                RUNS.c.run_id == run_id)).first()
+    return dict(row._mapping) if row else None
+
+
+# ---- what the scheduler delivers ------------------------------------------------------------------
+def stored_definitions(settings: Settings) -> list[ReportDefinition]:
+    """Every tenant's API-created report with its schedules."""
+    with engine(settings).connect() as con:
+        reports = con.execute(sa.select(REPORTS).order_by(REPORTS.c.report_id)).all()
+        schedules = con.execute(sa.select(SCHEDULES).order_by(SCHEDULES.c.created_at, SCHEDULES.c.schedule_id)).all()
+    by_report: dict[str, list[dict]] = {}
+    for row in schedules:
+        by_report.setdefault(row.report_id, []).append(json.loads(row.schedule))
+    return [_definition(r, by_report.get(r.report_id)) for r in reports]
+
+
+def all_definitions(settings: Settings) -> list[ReportDefinition]:
+    """The YAML-defined reports and the API-created ones: what the schedule sensor delivers."""
+    return [*load_definitions(settings.reports_dir), *stored_definitions(settings)]
