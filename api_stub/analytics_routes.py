@@ -23,7 +23,7 @@ from api_stub.schemas import DataEnvelope, ErrorEnvelope, FunnelIn, ListEnvelope
 from orchestration.funnel import FunnelSpec, FunnelStep
 
 PREFIX = "/v1/analytics"
-READ_ERRORS = {code: {"model": ErrorEnvelope} for code in (401, 403, 404, 422, 429, 503)}
+READ_ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 422, 429, 503)}
 LeadId = Annotated[str, Path(min_length=1, max_length=128)]
 OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 

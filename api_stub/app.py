@@ -248,9 +248,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return ok(request, status, body, extra)
 
     @app.post(f"{PREFIX}/events/batch", status_code=201, tags=["events"], summary="Ingest a batch of events",
+              description="Up to 1,000 events, each validated on its own: 201 when all are accepted (or "
+                          "duplicates), 207 with a result per event when some are rejected, 422 when none is valid.",
               responses={201: {"model": BatchEnvelope}, 207: {"model": BatchEnvelope}, **ERRORS},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": {"$ref": "#/components/schemas/ValidBatchIn"}}}}})
+                  "schema": {"$ref": "#/components/schemas/BatchIn"}}}}})
     async def ingest_batch(
         request: Request, key: ApiKey = events_write,
         idempotency_key: IdempotencyHeader = None,
@@ -451,7 +453,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ApiEventIn, ValidBatchIn):
+        for model in (ApiEventIn, BatchIn):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(definition.pop("$defs", {}))
             components[model.__name__] = definition

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Query, Request
+from pydantic import BeforeValidator
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
@@ -15,8 +17,19 @@ from api_stub.published import Freshness
 
 MAX_DAYS = 731  # the longest range a dashboard may ask for
 
-FromDay = Annotated[date | None, Query(alias="from", description="First UTC day (inclusive), YYYY-MM-DD")]
-ToDay = Annotated[date | None, Query(alias="to", description="Last UTC day (inclusive), YYYY-MM-DD")]
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def iso_day(v: Any) -> Any:
+    """Only YYYY-MM-DD (pydantic alone would also take a number of seconds since 1970)."""
+    if not isinstance(v, date) and not (isinstance(v, str) and ISO_DAY.match(v)):
+        raise ValueError("a day as YYYY-MM-DD")
+    return v
+
+
+Day = Annotated[date, BeforeValidator(iso_day)]
+FromDay = Annotated[Day | None, Query(alias="from", description="First UTC day (inclusive), YYYY-MM-DD")]
+ToDay = Annotated[Day | None, Query(alias="to", description="Last UTC day (inclusive), YYYY-MM-DD")]
 PageNo = Annotated[int, Query(ge=1, le=100_000, description="Page, from 1")]
 PageSize = Annotated[int, Query(ge=1, le=500, description="Rows per page (at most 500)")]
 Id = Annotated[str, Query(min_length=1, max_length=128)]

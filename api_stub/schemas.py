@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api_stub.contract import EventIn, EventType, Id
+from api_stub.reading import Day
 
 MAX_BATCH = 1000
 
@@ -193,20 +193,20 @@ class FunnelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     steps: list[FunnelStepIn] = Field(min_length=2, max_length=8)
-    windowSeconds: int = Field(default=7 * 86400, ge=60, le=180 * 86400)
-    from_: date | None = Field(default=None, alias="from", description="First UTC day of entry (inclusive)")
-    to: date | None = Field(default=None, description="Last UTC day of entry (inclusive)")
+    windowSeconds: StrictInt = Field(default=7 * 86400, ge=60, le=180 * 86400)
+    from_: Day | None = Field(default=None, alias="from", description="First UTC day of entry (inclusive)")
+    to: Day | None = Field(default=None, description="Last UTC day of entry (inclusive)")
     breakdown: list[Breakdown] = Field(default_factory=list, max_length=2)
     entity: Literal["lead", "message"] = "lead"
-    humanOnly: bool = True
+    humanOnly: StrictBool = True
 
 
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     dataset: str = Field(min_length=1, max_length=128, description="A published mart, fct_events or raw_events")
     format: Literal["csv", "parquet", "jsonl", "xlsx"] = "csv"
-    from_: date | None = Field(default=None, alias="from", description="First UTC day (inclusive)")
-    to: date | None = Field(default=None, description="Last UTC day (inclusive)")
+    from_: Day | None = Field(default=None, alias="from", description="First UTC day (inclusive)")
+    to: Day | None = Field(default=None, description="Last UTC day (inclusive)")
     workflowId: str | None = Field(default=None, min_length=1, max_length=128)
     userId: str | None = Field(default=None, min_length=1, max_length=128)
     teamId: str | None = Field(default=None, min_length=1, max_length=128)
