@@ -80,6 +80,11 @@ def run_reference(warehouse: Path, scratch: Path, as_of: str) -> float:
 
 # (dbt mart query, reference query) per mart: the same columns, compared with EXCEPT both ways.
 SAME_ROWS = {
+    "fct_events": (
+        "SELECT tenant_id, event_id, event_type, occurred_at, lead_id, message_id, workflow_id, step_number, user_id, "
+        "team_id, lead_source, is_bot FROM wh.marts.fct_events",
+        "SELECT tenant_id, event_id, event_type, occurred_at, lead_id, message_id, workflow_id, step_number, user_id, "
+        "team_id, lead_source, is_bot FROM ref_fct_events"),
     "mart_kpis_daily": (
         "SELECT tenant_id, kpi_date, sent, delivered, replied, bounced, unique_opens, unique_clicks, leads_contacted, "
         "leads_engaged, leads_replied, leads_converted FROM wh.marts.mart_kpis_daily",

@@ -318,3 +318,20 @@ SELECT b.tenant_id, CAST(date_trunc('week', b.t1) AS DATE) AS cohort_week, l.lea
        count(*) AS step1, count(t2) AS step2, median(date_diff('millisecond', t1, t2) / 1000.0) AS step2_median_seconds
 FROM best AS b LEFT JOIN leads AS l USING (tenant_id, lead_id)
 GROUP BY ALL
+;
+
+-- The event grain the read API publishes: each event with its message's workflow, step and rep, the rep's
+-- team at the event's time and the lead's source, stored by tenant and lead.
+CREATE TABLE ref_fct_events AS
+SELECT e.tenant_id, e.event_id, e.event_type, e.occurred_at, e.event_date, e.lead_id, e.message_id,
+       e.workflow_execution_id, coalesce(m.workflow_id, d.workflow_id) AS workflow_id,
+       coalesce(m.step_number, d.step_number) AS step_number, coalesce(m.user_id, d.user_id) AS user_id, t.team_id,
+       l.lead_source, e.url, e.form_id, e.bounce_type, e.sentiment, e.is_bot
+FROM events AS e
+LEFT JOIN messages AS m ON e.tenant_id = m.tenant_id AND e.message_id = m.message_id  -- known from a send
+LEFT JOIN dim_messages AS d ON e.tenant_id = d.tenant_id AND e.message_id = d.message_id  -- or the dimension only
+LEFT JOIN team_history AS t ON e.tenant_id = t.tenant_id AND coalesce(m.user_id, d.user_id) = t.user_id
+     AND e.occurred_at >= t.valid_from
+     AND (t.valid_to IS NULL OR e.occurred_at < t.valid_to)
+LEFT JOIN leads AS l ON e.tenant_id = l.tenant_id AND e.lead_id = l.lead_id
+ORDER BY e.tenant_id, e.lead_id, e.occurred_at, e.event_id
