@@ -531,3 +531,28 @@ def test_bad_input_is_a_422_naming_the_field(api, path, params, field):
     response = api.client.get(path, params=params)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_reads_follow_each_new_publication(api):
+    import duckdb
+
+    from orchestration.publish import publish
+
+    before = ok(api.client.get("/v1/analytics/dashboard/cohorts"))["meta"]["dataFreshness"]
+    with duckdb.connect(str(api.home / "warehouse.duckdb")) as con:
+        publication = publish(con, api.home / "published")
+    after = ok(api.client.get("/v1/analytics/dashboard/cohorts"))["meta"]["dataFreshness"]
+    assert before["version"] != publication.version == after["version"]
+    assert after["dataFreshAsOf"] == publication.watermark
+
+
+def test_nothing_published_is_a_clear_503(tmp_path):
+    home = tmp_path / "empty"
+    home.mkdir()
+    server = Server(home, {"LEADRON_LOG_LEVEL": "WARNING"}).start()
+    try:
+        response = server.client(server.create_key("acme-corp")).get("/v1/analytics/dashboard/kpis")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "NOT_PUBLISHED"
+    finally:
+        server.stop()
