@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -62,17 +61,6 @@ class PublishedReader:
     def freshness(self) -> Freshness:
         return self._version().freshness
 
-    def query(self, sql: str, params: list | dict | None = None) -> tuple[list[dict[str, Any]], Freshness]:
-        """Rows as dicts, and the freshness of the version they were read from."""
-        version = self._version()
-        cursor = version.con.cursor()
-        try:
-            result = cursor.execute(sql, params or [])
-            names = [d[0] for d in result.description]
-            return [dict(zip(names, row)) for row in result.fetchall()], version.freshness
-        finally:
-            cursor.close()
-
     def run(self, work, *args):
         """`work(cursor, *args)` on a cursor of the current version: (its result, the freshness)."""
         version = self._version()
@@ -88,6 +76,3 @@ class PublishedReader:
                 self._current.con.close()
                 self._current = None
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
-from api_stub.envelope import ApiError, json_response, pagination, success_body
+from api_stub.envelope import ApiError, iso_ms, json_response, pagination, success_body
 from api_stub.published import Freshness
 
 MAX_DAYS = 731  # the longest range a dashboard may ask for
@@ -52,8 +52,7 @@ def day_range(start: date | None, end: date | None, default_days: int = 30) -> t
 
 def value(v: Any) -> Any:
     if isinstance(v, datetime):
-        v = v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v
-        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+        return iso_ms(v)
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, Response
 
 from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError
-from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape
+from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape, value
 from api_stub.schemas import DataEnvelope, ErrorEnvelope, ExportIn, PageEnvelope
 from orchestration import exports, report_store
 from orchestration.report_delivery import deliveries
@@ -141,7 +141,7 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
             rows, fresh = await blocking(api.reader.run, work)
         except ReportError as exc:  # the catalogue changed since the report was saved
             raise _report_error(exc) from None
-        shaped = [{k: shape({"v": v})["v"] for k, v in r.items()} for r in rows]
+        shaped = [{k: value(v) for k, v in r.items()} for r in rows]  # the catalogue's column names, kept
         run_id = await blocking(lambda: report_store.record_run(
             settings, key.tenant_id, reportId, status="succeeded", row_count=len(rows), rows=orjson.dumps(shaped).decode(),
             publication_version=fresh.version, data_fresh_as_of=fresh.watermark))
