@@ -37,14 +37,8 @@ def engagement(cur: duckdb.DuckDBPyConnection, tenant: str, lead: str) -> dict[s
     if not rows:
         return None
     data = shape(rows[0])
-    data["leadScore"] = None
-    if has_table(cur, "mart_lead_scores"):
-        scores = _dicts(cur, f"SELECT {SCORE_COLUMNS} FROM mart_lead_scores WHERE tenant_id = ? AND lead_id = ?",
-                        [tenant, lead])
-        if scores:
-            score = scores[0]
-            score["top_factors"] = _factors(score["top_factors"])
-            data["leadScore"] = shape(score)
+    score = lead_score(cur, tenant, lead)
+    data["leadScore"] = {k: v for k, v in score.items() if k != "leadId"} if score else None
     return data
 
 
