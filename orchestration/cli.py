@@ -122,6 +122,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     mails = cmd_demo_mail(settings, summary.tenant)
     print(format_summary(summary, _paths(settings, {"demo input": str(input_dir), "published": str(
         settings.publish_dir), **{f"e-mail {i}": str(p) for i, p in enumerate(mails, start=1)}})))
+    if summary.tenant:
+        from orchestration.demo_api import show_api
+
+        print("\n".join(show_api(settings, summary.tenant)))
     _stage(f"demo: done in {time.perf_counter() - started:.1f}s. `make dev` opens the Dagster UI on this warehouse.")
     return 0
 
