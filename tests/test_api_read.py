@@ -499,6 +499,22 @@ def test_lists_never_show_another_tenants_rows(api):
                                "send_date BETWEEN ? AND ?", [api.b, date(2026, 1, 1), date(2026, 3, 31)])[0][0]
     kpis = ok(api.other.get("/v1/analytics/dashboard/kpis", params={"from": "2026-01-01", "to": "2026-03-31"}))
     assert kpis["data"]["totals"]["sent"] == sent
+    cohorts = ok(api.other.get("/v1/analytics/dashboard/cohorts", params={"from": "2026-01-01", "to": "2026-03-31"}))
+    assert [(c["cohortWeek"], c["cohortSize"]) for c in cohorts["data"]["cohorts"]] == [
+        (w.isoformat(), n) for w, n in query(api.settings, "SELECT DISTINCT cohort_week, cohort_size FROM "
+                                                           "marts.mart_cohort_retention WHERE tenant_id = ? AND "
+                                                           "cohort_week BETWEEN ? AND ? ORDER BY 1",
+                                             [api.b, date(2026, 1, 1), date(2026, 3, 31)])]
+    teams = ok(api.other.get("/v1/analytics/dashboard/team-performance", params={"from": "2026-01-01",
+                                                                                 "to": "2026-03-31"}))
+    assert {t["teamId"] for t in teams["data"]["rows"]} == {r[0] for r in query(
+        api.settings, "SELECT DISTINCT team_id FROM marts.mart_team_performance WHERE tenant_id = ? AND week_start "
+                      "BETWEEN ? AND ?", [api.b, date(2026, 1, 1), date(2026, 3, 31)])}
+    steps = ok(api.other.get("/v1/analytics/dashboard/funnel", params={"from": "2026-01-01", "to": "2026-03-31"}))
+    assert steps["data"]["steps"][0]["entities"] == query(
+        api.settings, "SELECT count(DISTINCT lead_id) FROM marts.fct_events WHERE tenant_id = ? AND event_type = "
+                      "'email_sent' AND NOT is_bot AND occurred_at >= ? AND occurred_at < ?",
+        [api.b, datetime(2026, 1, 1), datetime(2026, 4, 1)])[0][0]
 
 
 def test_scopes(api):
