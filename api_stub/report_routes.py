@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from orchestration.report_delivery import deliveries
 from orchestration.report_schedules import ReportSchedule
 from orchestration.reports import ReportDefinition, ReportError, build_query, run_report
 
+log = logging.getLogger("leadron.api.exports")
 PREFIX = "/v1/analytics"
 ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 422, 429, 503)}
 ObjectId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -281,8 +283,8 @@ MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "
 def _export_quietly(settings, export, export_id: str) -> None:
     try:
         exports.run_export(settings, export, export_id)
-    except Exception:  # recorded as failed by run_export; the poller sees the error
-        pass
+    except Exception:  # recorded as failed by run_export (the poller sees the error); logged for the operator
+        log.exception("export %s failed", export_id)
 
 
 def _export_data(stored: dict) -> dict[str, Any]:
