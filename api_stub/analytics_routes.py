@@ -205,9 +205,10 @@ def register(app: FastAPI, api, analytics_read) -> None:
              responses={200: {"model": DataEnvelope}, **READ_ERRORS})
     async def model_card(request: Request, key=analytics_read) -> Response:
         pointer = api.settings.models_dir / "production.json"
-        if not pointer.exists():
+        production = json.loads(pointer.read_text()) if pointer.exists() else {}
+        card_path = api.settings.models_dir / str(production.get("version")) / "model_card.json"
+        if not card_path.exists():
             raise ApiError(404, "No model is in production yet", [{"field": "model", "issue": "not trained"}])
-        production = json.loads(pointer.read_text())
-        card = json.loads((api.settings.models_dir / production["version"] / "model_card.json").read_text())
+        card = json.loads(card_path.read_text())
         return respond(request, "Model card", {"promotedAt": production.get("promoted_at"),
                                                "promotionReason": production.get("reason"), **shape(card, drop=())})
