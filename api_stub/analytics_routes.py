@@ -21,6 +21,7 @@ from api_stub.envelope import ApiError
 from api_stub.reading import FromDay, PageNo, PageSize, ToDay, day_range, not_found, paged, respond, shape, today
 from api_stub.schemas import DataEnvelope, ErrorEnvelope, FunnelIn, ListEnvelope, PageEnvelope
 from orchestration.funnel import FunnelSpec, FunnelStep
+from orchestration.publish import publication_record
 
 PREFIX = "/v1/analytics"
 READ_ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 422, 429, 503)}
@@ -33,9 +34,6 @@ def register(app: FastAPI, api, analytics_read) -> None:
 
     async def read(work, *args):
         return await asyncio.to_thread(reader.run, work, *args)
-
-    def window(start, end, days: int = 30):
-        return day_range(start, end, days)
 
     # ---- lead engagement ---------------------------------------------------------------------------
     @app.get(f"{PREFIX}/leads/{{leadId}}/engagement", tags=["lead engagement"], summary="A lead's engagement",
@@ -69,7 +67,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
     async def form_submissions(request: Request, key=analytics_read, formId: OptionalId = None,
                                leadId: OptionalId = None, start: FromDay = None, end: ToDay = None,
                                page: PageNo = 1, limit: PageSize = 50) -> Response:
-        first, last = window(start, end)
+        first, last = day_range(start, end)
         (rows, total), fresh = await read(leads.form_submissions, key.tenant_id, first, last, formId, leadId,
                                           (page - 1) * limit, limit)
         return paged(request, "Form submissions", rows, total, page, limit, fresh)
@@ -78,7 +76,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
              "unique leads, leads converted afterwards", responses={200: {"model": DataEnvelope}, **READ_ERRORS})
     async def form_submission_summary(request: Request, key=analytics_read, formId: OptionalId = None,
                                       start: FromDay = None, end: ToDay = None) -> Response:
-        first, last = window(start, end)
+        first, last = day_range(start, end)
         rows, fresh = await read(leads.form_summary, key.tenant_id, first, last, formId)
         return respond(request, "Form submission summary",
                        {"from": first.isoformat(), "to": last.isoformat(), "forms": rows}, fresh)
@@ -89,7 +87,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
                           url: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
                           leadId: OptionalId = None, start: FromDay = None, end: ToDay = None,
                           page: PageNo = 1, limit: PageSize = 50) -> Response:
-        first, last = window(start, end)
+        first, last = day_range(start, end)
         (rows, total), fresh = await read(leads.page_visits, key.tenant_id, first, last, url, leadId,
                                           (page - 1) * limit, limit)
         return paged(request, "Page visits", rows, total, page, limit, fresh)
@@ -98,7 +96,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
              responses={200: {"model": ListEnvelope}, **READ_ERRORS})
     async def top_pages(request: Request, key=analytics_read, start: FromDay = None, end: ToDay = None,
                         limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-        first, last = window(start, end)
+        first, last = day_range(start, end)
         rows, fresh = await read(leads.top_pages, key.tenant_id, first, last, limit)
         return respond(request, "Top pages", rows, fresh)
 
@@ -112,13 +110,13 @@ def register(app: FastAPI, api, analytics_read) -> None:
     async def kpis(request: Request, key=analytics_read, start: FromDay = None, end: ToDay = None,
                    groupBy: Literal["day", "week", "month", "workflow", "step", "rep", "team"] = "day",
                    compareTo: Literal["previous_period"] | None = None) -> Response:
-        first, last = window(start, end)
+        first, last = day_range(start, end)
         day = today()
 
         def work(cur):
             data = dashboard.kpis(cur, key.tenant_id, first, last, groupBy, compareTo is not None)
             if first <= day <= last:
-                mark = reader.freshness().watermark
+                mark = publication_record(cur)[2]  # the version this cursor reads, not whatever is newest now
                 unloaded = realtime.unloaded_events(api.settings, key.tenant_id, day,
                                                     datetime.fromisoformat(mark) if mark else None)
                 data["today"] = dashboard.today_activity(cur, key.tenant_id, day, unloaded)
@@ -127,7 +125,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
         return respond(request, "KPIs", data, fresh)
 
     async def run_funnel(request: Request, key, body: FunnelIn) -> Response:
-        first, last = window(body.from_, body.to, 90)
+        first, last = day_range(body.from_, body.to, 90)
         spec = FunnelSpec(steps=[FunnelStep(event_type=s.eventType, url_contains=s.urlContains, form_id=s.formId)
                                  for s in body.steps],
                           window_seconds=body.windowSeconds, entity=body.entity, tenant_id=key.tenant_id,
@@ -169,7 +167,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
              responses={200: {"model": DataEnvelope}, **READ_ERRORS})
     async def cohorts(request: Request, key=analytics_read, start: FromDay = None, end: ToDay = None,
                       metric: Literal["retention", "conversion"] = "retention") -> Response:
-        first, last = window(start, end, 84)
+        first, last = day_range(start, end, 84)
         rows, fresh = await read(dashboard.cohorts, key.tenant_id, first, last, metric)
         return respond(request, "Cohorts", {"from": first.isoformat(), "to": last.isoformat(), "metric": metric,
                                             "cohorts": rows}, fresh)
@@ -180,7 +178,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
              responses={200: {"model": DataEnvelope}, **READ_ERRORS})
     async def team_performance(request: Request, key=analytics_read, start: FromDay = None, end: ToDay = None,
                                teamId: OptionalId = None, groupBy: Literal["rep", "team"] = "team") -> Response:
-        first, last = window(start, end, 84)
+        first, last = day_range(start, end, 84)
         data, fresh = await read(dashboard.team_performance, key.tenant_id, first, last, groupBy, teamId)
         return respond(request, "Team performance", data, fresh)
 

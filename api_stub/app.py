@@ -33,6 +33,7 @@ from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, StoredE
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.published import PublishedReader
+from api_stub.reading import send
 from api_stub.ratelimit import RateLimiter
 from api_stub.schemas import (
     ApiEventIn, BatchEnvelope, BatchIn, ErrorEnvelope, EventEnvelope, StatusEnvelope, ValidBatchIn, WebhookEnvelope,
@@ -230,10 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error request_id=%s", request_id(request))
         return json_response(500, error_body(500, "Internal error", [], request_id(request)))
 
-    def ok(request: Request, status: int, body: bytes, extra: dict[str, str] | None = None) -> Response:
-        headers = dict(request.scope["state"].get("rate_headers", {})) | (extra or {})
-        return json_response(status, body, headers)
-
+    ok = send
     # ---- ingest ---------------------------------------------------------------------------------
     @app.post(f"{PREFIX}/events", status_code=201, tags=["events"], summary="Ingest Event",
               responses={201: {"model": EventEnvelope}, **ERRORS},

@@ -58,9 +58,6 @@ class PublishedReader:
                 self._current = _Version(path, con, Freshness(version, published_at, mark))
             return self._current
 
-    def freshness(self) -> Freshness:
-        return self._version().freshness
-
     def run(self, work, *args):
         """`work(cursor, *args)` on a cursor of the current version: (its result, the freshness)."""
         version = self._version()

@@ -65,12 +65,17 @@ def shape(row: dict[str, Any], drop: tuple[str, ...] = ("tenant_id",)) -> dict[s
     return {to_camel(k): value(v) for k, v in row.items() if k not in drop}
 
 
+def send(request: Request, status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with the request's rate-limit headers."""
+    return json_response(status, body, dict(request.scope["state"].get("rate_headers", {})) | (headers or {}))
+
+
 def respond(request: Request, message: str, data: Any, freshness: Freshness | None = None, status: int = 200,
             page: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     extra = {"dataFreshness": freshness.as_meta()} if freshness else None
     body = success_body(status, message, data, request.scope["state"].get("request_id"), meta_extra=extra,
                         **({"pagination": page} if page is not None else {}))
-    return json_response(status, body, dict(request.scope["state"].get("rate_headers", {})) | (headers or {}))
+    return send(request, status, body, headers)
 
 
 def paged(request: Request, message: str, rows: list[dict], total: int, page: int, limit: int,

@@ -38,10 +38,10 @@ def unloaded_events(settings: Settings, tenant_id: str, day: date, after: dateti
     tail = unsealed_tail(settings.api_events_path)
     with closing(duckdb.connect()) as con:
         con.register("tail", tail)
-        parts = ["SELECT tenant_id, event_id, event_type, occurred_at, lead_id, received_at FROM tail"]
+        columns = ", ".join(("tenant_id", *COLUMNS))
+        parts = [f"SELECT {columns} FROM tail"]
         if files:
-            parts.append("SELECT tenant_id, event_id, event_type, occurred_at, lead_id, received_at "
-                         "FROM read_parquet($files, union_by_name = true)")
+            parts.append(f"SELECT {columns} FROM read_parquet($files, union_by_name = true)")
         cur = con.execute(f"""
             SELECT {', '.join(COLUMNS)} FROM ({' UNION ALL '.join(parts)})
             WHERE tenant_id = $tenant AND CAST(occurred_at AS DATE) = $day

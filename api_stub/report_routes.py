@@ -218,8 +218,7 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
     async def list_deliveries(request: Request, reportId: ObjectId, scheduleId: ObjectId, key=analytics_read,
                               page: PageNo = 1, limit: PageSize = 50) -> Response:
         await stored_schedule(key.tenant_id, reportId, scheduleId)
-        rows = [r for r in await blocking(deliveries, settings, key.tenant_id, reportId)
-                if r["schedule_id"] == scheduleId][::-1]
+        rows = (await blocking(deliveries, settings, key.tenant_id, reportId, scheduleId))[::-1]
         chunk = rows[(page - 1) * limit: page * limit]
         return paged(request, "Deliveries", [shape(r, drop=("tenant_id", "report_id", "schedule_id")) for r in chunk],
                      len(rows), page, limit)

@@ -3,19 +3,14 @@ key for the largest tenant, three dashboard calls, and one event ingested and co
 
 from __future__ import annotations
 
-import socket
 import threading
+import uuid
 import time
 
 import httpx
 
+from orchestration.demo_mail import free_port
 from orchestration.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _percent(value: float | None) -> str:
@@ -31,7 +26,7 @@ def show_api(settings: Settings, tenant: str) -> list[str]:
 
     read_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("analytics:read",))
     write_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("events:write",))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -49,7 +44,8 @@ def show_api(settings: Settings, tenant: str) -> list[str]:
             totals, fresh = kpis["data"]["totals"], kpis["meta"]["dataFreshness"]
             funnel = client.get(f"{base}/dashboard/funnel").json()["data"]["steps"]
             before = kpis["data"]["today"]["events"].get("page_visit", 0)
-            client.post(f"{base}/events", json={"eventType": "page_visit", "url": "https://demo.example/pricing"},
+            client.post(f"{base}/events", json={"eventId": f"demo-{uuid.uuid4().hex}", "eventType": "page_visit",
+                                                  "url": "https://demo.example/pricing"},
                         headers={"X-API-Key": write_key}).raise_for_status()
             after = client.get(f"{base}/dashboard/kpis", params={"from": kpis["data"]["to"], "to": kpis["data"]["to"]}
                                ).json()["data"]["today"]["events"].get("page_visit", 0)

@@ -16,6 +16,13 @@ import yaml
 from orchestration.settings import Settings, exported
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now, for the demo's local servers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def demo_definitions(tenant_id: str) -> dict[str, dict]:
     recipients = [f"sales-manager@{tenant_id}.example"]
     return {
@@ -58,9 +65,7 @@ def send_demo_reports(settings: Settings, tenant_id: str, instance: dg.DagsterIn
         path = settings.reports_dir / f"{report_id}.yml"
         if not path.exists():
             path.write_text(yaml.safe_dump(definition, sort_keys=False))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     keep = _Keep()
     server = Controller(keep, hostname="127.0.0.1", port=port)
     server.start()

@@ -66,12 +66,13 @@ def _store(settings: Settings) -> sqlite3.Connection:
     return con
 
 
-def deliveries(settings: Settings, tenant_id: str, report_id: str) -> list[dict]:
+def deliveries(settings: Settings, tenant_id: str, report_id: str, schedule_id: str | None = None) -> list[dict]:
+    """A report's deliveries (of one schedule when given), oldest first."""
     with closing(_store(settings)) as con:
         con.row_factory = sqlite3.Row
         return [dict(r) for r in con.execute(
-            "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? ORDER BY due_at, sent_at",
-            [tenant_id, report_id])]
+            "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? AND (? IS NULL OR schedule_id = ?) "
+            "ORDER BY due_at, sent_at", [tenant_id, report_id, schedule_id, schedule_id])]
 
 
 def _record(settings: Settings, **row) -> None:
