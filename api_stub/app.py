@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from api_stub import analytics_routes, report_routes, tracking, webhooks
 from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
-from api_stub.event_store import EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event
+from api_stub.event_store import Committed, EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.published import PublishedReader
@@ -112,8 +112,9 @@ class Api:
             return {"field": field, "issue": f"before the first partition day LEADRON_PARTITION_START={start}"}
         return None
 
-    async def commit(self, submission: Submission):
-        return await asyncio.wrap_future(self.store.submit(submission))
+    async def commit(self, submission: Submission) -> Committed:
+        committed = await asyncio.wrap_future(self.store.submit(submission))
+        return committed.finish(submission)
 
     async def ingest_one(self, key: ApiKey, content_type: str, raw: bytes, idempotency_key: str | None,
                          rid: str) -> tuple[int, bytes, dict[str, str]]:

@@ -35,6 +35,7 @@ class Settings:
     api_rate_burst: float
     api_max_body_bytes: int
     api_seal_interval_s: float
+    api_status_index_interval_s: float
     api_secret: str | None
     mailgun_signing_key: str | None
     log_level: str
@@ -128,6 +129,7 @@ def get_settings() -> Settings:
         api_rate_burst=float(_env("LEADRON_RATE_BURST", "2000")),
         api_max_body_bytes=int(_env("LEADRON_MAX_BODY_BYTES", str(1024 * 1024))),
         api_seal_interval_s=float(_env("LEADRON_SEAL_INTERVAL", "5")),
+        api_status_index_interval_s=float(_env("LEADRON_STATUS_INDEX_INTERVAL", "0.5")),
         api_secret=os.environ.get("LEADRON_API_SECRET") or None,
         mailgun_signing_key=os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
         log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),

