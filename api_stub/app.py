@@ -29,7 +29,8 @@ from starlette.responses import RedirectResponse, Response
 from api_stub import analytics_routes, report_routes, tracking, webhooks
 from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
-from api_stub.event_store import Committed, EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event
+from api_stub.event_store import (Committed, EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission,
+                                  encode_event, encode_events)
 from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.published import PublishedReader
@@ -267,7 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if event.tenantId is not None and event.tenantId != key.tenant_id:
                 raise ApiError(403, "tenantId does not match the API key's tenant",
                                [{"field": f"events.{index}.tenantId", "issue": "must be the API key's tenant or omitted"}])
-            stored = encode_event(event, key.tenant_id, received, "api", index)
+        for (index, _), stored in zip(items, encode_events(items, key.tenant_id, received, "api")):
             if issue := state.too_old(stored):
                 results[index] = {"index": index, "status": "rejected", "id": stored.event_id, "errors": [issue]}
                 continue

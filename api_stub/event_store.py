@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -66,9 +66,10 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + value * _MICRO
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """A validated event as the log stores it: its index keys and its JSON line."""
+class StoredEvent(NamedTuple):
+    """A validated event as the log stores it: its index keys and its JSON line.
+
+    A named tuple: built for every event of every request, where a frozen dataclass costs 4x as much."""
 
     tenant_id: str
     event_id: str
@@ -90,17 +91,30 @@ class StoredEvent:
                 "workflow_execution_id": self.workflow_execution_id, "occurred_at": self.occurred_at}
 
 
+_NOT_IN_BODY = {"eventId", "tenantId", "properties"}
+
+
+def encode_events(items: list[tuple[int, EventIn]], tenant_id: str, received_at: datetime,
+                  source: str) -> list[StoredEvent]:
+    """The stored form of valid events (with their positions in the request): the API's JSON (nulls left
+    out) plus tenant and receipt metadata. Runs on every event of every request, hence the shared prefix
+    and pydantic's serializer called directly (a third faster than `model_dump_json`)."""
+    prefix = b'{"_t":"%s","_r":%d,"_s":"%s","_p":' % (tenant_id.encode(), micros(received_at), source.encode())
+    stored = []
+    for position, event in items:
+        event_id = event_id_for(tenant_id, event)
+        body = event.__pydantic_serializer__.to_json(event, exclude_none=True, exclude=_NOT_IN_BODY)
+        line = prefix + b'%d,"eventId":"%s"' % (position, event_id.encode())
+        if event.properties is not None:  # kept as a JSON string: the landing column is text
+            line += b',"properties":' + orjson.dumps(orjson.dumps(event.properties).decode())
+        line += b"," + body[1:] if len(body) > 2 else b"}"
+        stored.append(StoredEvent(tenant_id, event_id, event.eventType.value, event.leadId, event.messageId,
+                                  event.workflowExecutionId, event.timestamp or received_at, line))
+    return stored
+
+
 def encode_event(event: EventIn, tenant_id: str, received_at: datetime, source: str, position: int) -> StoredEvent:
-    """The stored form of a valid event: the API's JSON (nulls left out) plus tenant and receipt metadata."""
-    event_id = event_id_for(tenant_id, event)
-    body = event.model_dump_json(exclude_none=True, exclude={"eventId", "tenantId", "properties"}).encode()
-    head = b'{"_t":"%s","_r":%d,"_s":"%s","_p":%d,"eventId":"%s"' % (
-        tenant_id.encode(), micros(received_at), source.encode(), position, event_id.encode())
-    if event.properties is not None:  # kept as a JSON string: the landing column is text
-        head += b',"properties":' + orjson.dumps(orjson.dumps(event.properties).decode())
-    line = head + (b"," + body[1:] if len(body) > 2 else b"}")
-    return StoredEvent(tenant_id, event_id, event.eventType.value, event.leadId, event.messageId,
-                       event.workflowExecutionId, event.timestamp or received_at, line)
+    return encode_events([(position, event)], tenant_id, received_at, source)[0]
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
@@ -167,7 +181,10 @@ class Submission:
     def __post_init__(self) -> None:
         self.lines = b"\n".join(e.line for e in self.events)
         self.refs = refs_blob(self.events)
-        self.keys = [(e.tenant_id, e.event_id, i) for i, e in enumerate(self.events)]
+        self.tenant_id = self.events[0].tenant_id if self.events else ""
+        if any(e.tenant_id != self.tenant_id for e in self.events):
+            raise ValueError("a submission holds the events of one tenant")  # one tenant per request, by its key
+        self.event_ids = orjson.dumps([e.event_id for e in self.events])
 
 
 def refs_blob(events: list[StoredEvent]) -> bytes:
@@ -231,8 +248,10 @@ def init_schema(path: Path) -> None:
     con.close()
 
 
-_INSERT_INDEX = ("INSERT INTO events (tenant_id, event_id, batch_seq, position) VALUES (?, ?, ?, ?) "
-                 "ON CONFLICT (tenant_id, event_id) DO NOTHING")
+# One statement for the whole request: SQLite runs it without Python's GIL, which `executemany` takes back
+# after every row — a writer then waits for its own process's request thread while holding the shared lock.
+_INSERT_INDEX = ("INSERT INTO events (tenant_id, event_id, batch_seq, position) "
+                 "SELECT ?, value, ?, key FROM json_each(?) WHERE true ON CONFLICT (tenant_id, event_id) DO NOTHING")
 
 
 class EventStore:
@@ -246,7 +265,7 @@ class EventStore:
         self._writer = threading.Thread(target=self._write_loop, name="leadron-group-commit", daemon=True)
         self._stop = threading.Event()
         self._sealer = threading.Thread(target=self._seal_loop, name="leadron-sealer", daemon=True)
-        self._indexer = threading.Thread(target=self._index_loop, name="leadron-status-index", daemon=True)
+        self._upkeep = threading.Thread(target=self._upkeep_loop, name="leadron-log-upkeep", daemon=True)
         self._reader = _connect(self.path)
         self._reader_lock = threading.Lock()
         self.status = StatusIndex(self.path)
@@ -255,14 +274,14 @@ class EventStore:
         self.seal()  # whatever a crash left unsealed
         self._writer.start()
         self._sealer.start()
-        self._indexer.start()
+        self._upkeep.start()
 
     def close(self) -> None:
         self._queue.put(None)
         self._writer.join(timeout=30)
         self._stop.set()
         self._sealer.join(timeout=30)
-        self._indexer.join(timeout=30)
+        self._upkeep.join(timeout=30)
         self.seal()
         self._reader.close()
         self.status.close()
@@ -274,6 +293,9 @@ class EventStore:
     # ---- writer ---------------------------------------------------------------------------
     def _write_loop(self) -> None:
         con = _connect(self.path)
+        # Checkpoints copy the WAL into the database and fsync it: done by _upkeep_loop, not inside a commit
+        # (under the lock every server process waits on).
+        con.execute("PRAGMA wal_autocheckpoint=0")
         while True:
             first = self._queue.get()
             if first is None:
@@ -345,7 +367,7 @@ class EventStore:
         None when every event was new."""
         seq = con.execute("INSERT INTO batches (lines, refs) VALUES (?, ?)", (sub.lines, sub.refs)).lastrowid
         before = con.total_changes
-        con.executemany(_INSERT_INDEX, [(t, e, seq, i) for t, e, i in sub.keys])
+        con.execute(_INSERT_INDEX, (sub.tenant_id, seq, sub.event_ids))
         if con.total_changes - before == len(sub.events):
             return None
         return EventStore._settle_duplicates(con, seq, sub.events)
@@ -394,12 +416,15 @@ class EventStore:
         return sorted((e for e in events if e["tenant_id"] == tenant_id and e[column] == value),
                       key=lambda e: e["occurred_at"])
 
-    def _index_loop(self) -> None:
+    def _upkeep_loop(self) -> None:
+        """Index message and execution ids; checkpoint the WAL without blocking writers."""
         while not self._stop.wait(self.settings.api_status_index_interval_s):
             try:
                 self.status.catch_up()
+                with self._reader_lock:
+                    self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception:
-                log.exception("indexing message and execution ids failed; will retry")
+                log.exception("upkeep of the API log (status index, checkpoint) failed; will retry")
 
     # ---- sealing into landing batches --------------------------------------------------------
     def _seal_loop(self) -> None:
