@@ -136,8 +136,7 @@ def _content(line: bytes) -> dict[str, Any]:
     return raw
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one event: accepted (new), duplicate (same body seen), conflict (same id, other body).
 
     `event` is the stored event the answer is about (the original one for duplicates and conflicts).

@@ -90,7 +90,7 @@ def main() -> int:
         results = {
             "reference_health_get": run_wrk(server.url, "/health", key, 128, args.seconds, None, proc),
             "single_event": run_wrk(server.url, "/v1/analytics/events", key, 128, args.seconds, "single.lua", proc),
-            "batch_500": run_wrk(server.url, "/v1/analytics/events/batch", key, 8, args.seconds, "batch.lua", proc,
+            "batch_500": run_wrk(server.url, "/v1/analytics/events/batch", key, 16, args.seconds, "batch.lua", proc,
                                  {"BATCH_SIZE": "500"}),
         }
     finally:
