@@ -278,15 +278,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
             merged = dict(results)
-            for index, outcome in zip(positions, outcomes):
-                if outcome.status == "conflict":
-                    merged[index] = {"index": index, "status": "rejected", "id": outcome.event_id, "errors": [
+            for index, (status, event) in zip(positions, outcomes):  # per event of every batch: kept lean
+                if status == "conflict":
+                    merged[index] = {"index": index, "status": "rejected", "id": event.event_id, "errors": [
                         {"field": "eventId", "issue": "already used with a different body"}]}
                 else:
-                    merged[index] = {"index": index, "status": outcome.status, "id": outcome.event_id,
-                                     "errors": []}
-            items = [merged[i] for i in range(total)]
-            counts = Counter(i["status"] for i in items)
+                    merged[index] = {"index": index, "status": status, "id": event.event_id, "errors": []}
+            items = [merged[i] for i in range(total)] if results else list(merged.values())
+            counts = Counter([i["status"] for i in items])
             if counts["rejected"] == len(items):
                 details = [{"field": f"events.{i['index']}.{e['field']}", "issue": e["issue"]}
                            for i in items for e in i["errors"]]
