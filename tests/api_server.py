@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -66,10 +67,14 @@ class Server:
                    if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port)
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs."""
+        """SIGKILL to the server and every worker at once: no shutdown hook runs anywhere."""
         if self.proc and self.proc.poll() is None:
+            children = self.proc_children()
             self.proc.send_signal(signal.SIGKILL)
+            for child in children:
+                child.kill()
             self.proc.wait(timeout=30)
+            psutil.wait_procs(children, timeout=30)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -93,3 +98,27 @@ class Server:
 
 def post_json(client: httpx.Client, path: str, body: Any, **headers: str) -> httpx.Response:
     return client.post(path, content=json.dumps(body), headers={"Content-Type": "application/json", **headers})
+
+
+def hammer(url: str, key: str, stop: threading.Event, acked: set, worker: int, rnd: int) -> None:
+    """Single events and (every tenth request) batches of 20 until `stop`; ids of the acknowledged ones into `acked`."""
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                if n % 10 == 0:
+                    ids = [f"r{rnd}-w{worker}-{n}-{i}" for i in range(20)]
+                    body = {"events": [{"eventType": "email_open", "eventId": e, "messageId": f"m{worker}"} for e in ids]}
+                    response = client.post("/v1/analytics/events/batch", content=json.dumps(body))
+                    if response.status_code == 201:
+                        acked.update(ids)
+                else:
+                    event_id = f"r{rnd}-w{worker}-{n}"
+                    response = client.post("/v1/analytics/events", content=json.dumps(
+                        {"eventType": "email_sent", "eventId": event_id, "messageId": f"m{worker}-{n}"}))
+                    if response.status_code == 201:
+                        acked.add(event_id)
+            except httpx.HTTPError:
+                time.sleep(0.01)  # the server is gone (killed); keep trying until told to stop

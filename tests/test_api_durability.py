@@ -3,39 +3,14 @@ event in the warehouse after a pipeline run — and none twice."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 
-import httpx
 import pytest
 
-from tests.api_server import Server
+from tests.api_server import Server, hammer
 from tests.conftest import build, query, use_home
-
-
-def hammer(url: str, key: str, stop: threading.Event, acked: set, worker: int, rnd: int) -> None:
-    headers = {"X-API-Key": key, "Content-Type": "application/json"}
-    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            try:
-                if n % 10 == 0:  # every tenth request is a batch of 20
-                    ids = [f"r{rnd}-w{worker}-{n}-{i}" for i in range(20)]
-                    body = {"events": [{"eventType": "email_open", "eventId": e, "messageId": f"m{worker}"} for e in ids]}
-                    response = client.post("/v1/analytics/events/batch", content=json.dumps(body))
-                    if response.status_code == 201:
-                        acked.update(ids)
-                else:
-                    event_id = f"r{rnd}-w{worker}-{n}"
-                    response = client.post("/v1/analytics/events", content=json.dumps(
-                        {"eventType": "email_sent", "eventId": event_id, "messageId": f"m{worker}-{n}"}))
-                    if response.status_code == 201:
-                        acked.add(event_id)
-            except httpx.HTTPError:
-                time.sleep(0.01)  # the server is gone (killed); keep trying until told to stop
 
 
 @pytest.mark.parametrize("rounds", [3])

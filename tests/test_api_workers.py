@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import threading
+import time
+
+import duckdb
 
 import orjson
 import pytest
@@ -12,7 +16,7 @@ import pytest
 from api_stub.event_store import EventStore, init_schema
 from api_stub.status_index import StatusIndex
 from orchestration.settings import get_settings
-from tests.api_server import Server, post_json
+from tests.api_server import Server, hammer, post_json
 from tests.conftest import use_home
 
 STATUS = "/v1/analytics/events/status"
@@ -94,3 +98,38 @@ def test_a_log_of_the_old_layout_is_migrated_and_indexed(tmp_path, monkeypatch):
     finally:
         store.status.close()
     assert json.loads(json.dumps(found[0]["occurred_at"].isoformat())) == "2026-09-01T10:00:00"
+
+
+def test_sigkill_of_every_worker_under_load_loses_no_acknowledged_event(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"LEADRON_SEAL_INTERVAL": "0.3", "LEADRON_LOG_LEVEL": "WARNING"}
+    server = Server(home, env, workers=2)
+    key = server.create_key("acme-corp")
+    acked: set[str] = set()
+    for rnd, seconds in enumerate([1.2, 1.7]):
+        server.start()
+        stop = threading.Event()
+        threads = [threading.Thread(target=hammer, args=(server.url, key, stop, acked, w, rnd)) for w in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        server.kill()  # every process at once, mid-load
+        stop.set()
+        for t in threads:
+            t.join()
+        server = Server(home, env, port=server.port, workers=2)
+    assert len(acked) > 300  # the load was real
+    server.start()  # seals what the crashes left unsealed
+    with server.client(key) as c:  # the status index of the restarted workers sees the events of the killed ones
+        data = c.get(STATUS, params={"messageId": "m0"}).json()["data"]
+    acked_m0 = {e for e in acked if e.startswith(("r0-w0-", "r1-w0-")) and e.count("-") == 3}  # batches of worker 0
+    assert acked_m0 and data["events"]["email_open"] >= len(acked_m0)  # >=: a kill can beat an answer, not a commit
+    server.stop()
+    settings = use_home(monkeypatch, home)
+    with sqlite3.connect(settings.api_events_path) as con:
+        logged = [r[0] for r in con.execute("SELECT event_id FROM events WHERE tenant_id = 'acme-corp'")]
+    assert not acked - set(logged)
+    landed = duckdb.sql(f"SELECT DISTINCT event_id FROM read_parquet('{settings.events_landing_dir}/batch=*/*/*.parquet')"
+                        " WHERE tenant_id = 'acme-corp'").fetchall()
+    assert not acked - {r[0] for r in landed}  # and all of them sealed into the landing zone
