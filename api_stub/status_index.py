@@ -58,14 +58,16 @@ class StatusIndex:
         self._log = sqlite3.connect(log_path, timeout=60, isolation_level=None, check_same_thread=False)
 
     def catch_up(self, limit: int = 2_000) -> int:
-        """Index every batch committed so far; returns the ids indexed."""
+        """Index every batch committed before the call (not those committed during it: under steady load
+        that chase would never end); returns the ids indexed."""
         indexed = 0
         with self._lock, self._file_lock:
+            upto = self._log.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0]
             while True:
                 last = self._con.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]
                 batches = self._log.execute(
-                    "SELECT seq, refs, CASE WHEN refs IS NULL THEN lines END FROM batches WHERE seq > ? "
-                    "ORDER BY seq LIMIT ?", (last, limit)).fetchall()
+                    "SELECT seq, refs, CASE WHEN refs IS NULL THEN lines END FROM batches WHERE seq > ? AND seq <= ? "
+                    "ORDER BY seq LIMIT ?", (last, upto, limit)).fetchall()
                 if not batches:
                     return indexed
                 rows = set()
