@@ -38,11 +38,12 @@ BENCH = Path(__file__).resolve().parent
 
 
 def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, script: str | None,
-            proc: psutil.Process, env: dict[str, str] | None = None) -> dict:
+            proc: psutil.Process, wal: Path, env: dict[str, str] | None = None) -> dict:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"X-API-Key: {key}"]
     if script:
         args += ["-s", str(BENCH / script)]
     samples: list[tuple[float, float]] = []
+    wal_sizes: list[int] = [0]  # the API log's WAL: must stay bounded under steady load
     stop = threading.Event()
 
     def sample() -> None:
@@ -53,6 +54,7 @@ def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, scrip
             cpu = sum(p.cpu_percent(None) for p in procs)
             rss = sum(p.memory_info().rss for p in procs) / 2**20
             samples.append((cpu, rss))
+            wal_sizes.append(wal.stat().st_size if wal.exists() else 0)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -70,6 +72,7 @@ def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, scrip
         "latency_p50": lat["50%"], "latency_p99": lat["99%"], "connections": connections, "seconds": seconds,
         "server_cpu_pct_mean": round(sum(c for c, _ in steady) / len(steady), 1),
         "server_rss_mib_max": round(max(r for _, r in samples), 1),
+        "log_wal_mib_max": round(max(wal_sizes) / 2**20, 1),
     }
 
 
@@ -104,12 +107,13 @@ def main() -> int:
     try:
         key = server.create_key("bench-tenant")
         proc = psutil.Process(server.proc.pid)
-        results = {"reference_health_get": run_wrk(server.url, "/health", key, 128, args.seconds, None, proc)}
+        wal = home / "landing" / "api" / "events.sqlite-wal"
+        results = {"reference_health_get": run_wrk(server.url, "/health", key, 128, args.seconds, None, proc, wal)}
         results["single_event"] = run_wrk(server.url, "/v1/analytics/events", key, 128, args.seconds, "single.lua",
-                                          proc)
+                                          proc, wal)
         quiet_s = wait_quiet(proc)
         results["batch_500"] = run_wrk(server.url, "/v1/analytics/events/batch", key, 16, args.seconds, "batch.lua",
-                                       proc, {"BATCH_SIZE": "500"})
+                                       proc, wal, {"BATCH_SIZE": "500"})
         results["batch_500"]["waited_for_quiet_s"] = quiet_s
     finally:
         server.stop()
@@ -139,11 +143,12 @@ def main() -> int:
         "# Ingestion API load benchmark", "",
         f"Measured {record['measured_at']} on {record['machine']['cpus']} CPUs; server ({args.workers} worker(s)) and "
         "wrk share the machine.", "",
-        "| run | requests/s | events/s | p50 | p99 | server CPU % | server RSS MiB |", "|---|---|---|---|---|---|---|",
+        "| run | requests/s | events/s | p50 | p99 | server CPU % | server RSS MiB | log WAL MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run_name, r in results.items():
         lines.append(f"| {run_name} | {r['requests_per_s']:.0f} | {r.get('events_per_s', '-')} | {r['latency_p50']} | "
-                     f"{r['latency_p99']} | {r['server_cpu_pct_mean']} | {r['server_rss_mib_max']} |")
+                     f"{r['latency_p99']} | {r['server_cpu_pct_mean']} | {r['server_rss_mib_max']} | {r['log_wal_mib_max']} |")
     lines += ["", f"Single-event throughput is {single['ratio_to_reference']:.2f}x the reference (GET /health, no work).",
               f"Durable log rows after the run: {stored:,} (acknowledged: {acknowledged:,}; the log also holds "
               "requests completed after wrk's clock stopped).", ""]
