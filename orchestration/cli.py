@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=_positive, default=1, help="server processes (default 1)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="server processes, each on its own SO_REUSEPORT socket (default 1; one or two per CPU "
+                        "for ingestion at volume)")
     p.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
