@@ -274,6 +274,7 @@ class EventStore:
 
     def start(self) -> None:
         self.seal()  # whatever a crash left unsealed
+        self.status.catch_up()  # a backlog (a log of the old layout, a long stop) before the first status request
         self._writer.start()
         self._sealer.start()
         self._upkeep.start()
