@@ -206,8 +206,9 @@ class Committed:
 
     def finish(self, sub: Submission) -> Committed:
         """Outcomes built and the response rendered, outside the commit (in the request's thread)."""
-        if self.conflict or self.replayed:
-            return self
+        done = self.outcomes is not None and (self.body is not None or sub.render is None)
+        if self.conflict or self.replayed or done:
+            return self  # nothing left to do: a replay, a refusal, or finished inside the commit
         outcomes = self.outcomes if self.outcomes is not None else [Outcome("accepted", e) for e in sub.events]
         if sub.render is None or self.body is not None:
             return Committed(outcomes, self.status, self.body)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def wait_quiet(proc: psutil.Process, limit_pct: float = 10.0, timeout_s: float =
         p.cpu_percent(None)
     waited = 0.0
     while waited < timeout_s:
-        threading.Event().wait(1.0)
+        time.sleep(1.0)
         waited += 1.0
         if sum(p.cpu_percent(None) for p in procs) < limit_pct:
             break

@@ -17,7 +17,7 @@ from orchestration.settings import Settings, exported
 
 
 def free_port() -> int:
-    """A port free on 127.0.0.1 now, for the demo's local servers."""
+    """A port free on 127.0.0.1 now, for the demo's local servers (and the tests')."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sqlite3
 import threading
@@ -98,7 +97,7 @@ def test_a_log_of_the_old_layout_is_migrated_and_indexed(tmp_path, monkeypatch):
         assert StatusIndex(path).catch_up() == 0  # already indexed: nothing twice
     finally:
         store.status.close()
-    assert json.loads(json.dumps(found[0]["occurred_at"].isoformat())) == "2026-09-01T10:00:00"
+    assert found[0]["occurred_at"].isoformat() == "2026-09-01T10:00:00"
 
 
 def test_sigkill_of_every_worker_under_load_loses_no_acknowledged_event(tmp_path, monkeypatch):

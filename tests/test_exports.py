@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from datetime import date
@@ -16,6 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from orchestration.demo_mail import free_port
 from orchestration.exports import ExportError, ExportRequest, get_export, run_export
 from orchestration.publish import current_manifest, publish, published_copy
 from tests.conftest import build, query, use_home
@@ -175,19 +175,13 @@ def test_spreadsheet_formulas_are_neutralised_and_numbers_stay_numbers(tmp_path,
     assert "evil" not in csv.path.read_text()  # tenant t2's row never leaves
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_upload_to_s3_compatible_storage_with_a_signed_url(built, monkeypatch):
     """A real moto server on 127.0.0.1: the file is uploaded and the signed URL downloads it."""
     import boto3
     from moto.server import ThreadedMotoServer
 
     settings, tenants, _ = built
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
