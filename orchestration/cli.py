@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
-    outcome = run_build(settings, partition=args.partition, progress=_stage)
+    outcome = run_build(settings, partition=args.partition, progress=_stage, full_refresh=args.full_refresh)
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
     _stage(f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
            f"in {outcome.seconds:.1f}s")
@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "loads, dbt models and tests) in-process with the build_warehouse job, for all days with "
                        "landed events or one --partition day.")
     p.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild the incremental models from all history "
+                   "(after editing a dimension's history, e.g. a rep's past team or a lead's source)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train, check and promote a lead-score model", description="Run the "

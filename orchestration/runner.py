@@ -63,12 +63,15 @@ def run_build(
     log_level: str = "INFO",
     progress: Callable[[str], None] = lambda message: None,
     days: tuple[date, date] | None = None,
+    full_refresh: bool = False,
 ) -> RunOutcome:
-    """Build every asset for one day (`partition`), a range of days (`days`), or every landed day."""
+    """Build every asset for one day (`partition`), a range of days (`days`), or every landed day;
+    `full_refresh` rebuilds the incremental models from all history."""
     first, last = days or partition_window(settings, partition)
-    progress(f"  launching {BUILD_JOB} for event days {first}..{last}")
+    progress(f"  launching {BUILD_JOB} for event days {first}..{last}" + (" (full refresh)" if full_refresh else ""))
+    ops = {"dbt_models": {"config": {"full_refresh": True}}} if full_refresh else None
     return run_job(settings, BUILD_JOB, range_tags(first, last), instance, defs, log_level, progress,
-                   window=(first, last))
+                   window=(first, last), ops=ops)
 
 
 def run_training(

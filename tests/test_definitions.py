@@ -58,8 +58,8 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
 def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     from datetime import date
 
-    assert dbt_build_args() == ["build"]
-    assert dbt_build_args(full_refresh=True) == ["build", "--full-refresh"]
+    assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
+    assert dbt_build_args(full_refresh=True) == ["build", "--exclude-resource-type", "unit_test", "--full-refresh"]
     from orchestration.settings import dbt_env, get_settings
 
     assert dbt_env(get_settings())["LEADRON_AS_OF"] == ""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import date
 
 import dagster as dg
+import yaml
+
+from orchestration.dbt_project import DBT_DIR, TARGET_DIR, dbt_executable
+from orchestration.settings import PROJECT_ROOT, dbt_env, exported
 
 from orchestration.runner import run_build
 from tests.conftest import query, query_dicts
@@ -55,3 +61,18 @@ def test_rerunning_a_partition_gives_identical_rows(generated_build):
     # The neighbouring day was not touched (same rows, same load time).
     assert query(settings, "SELECT count(*), max(loaded_at) FROM raw.events WHERE event_date = ?",
                  [day.replace(day=11)]) == neighbour
+
+
+def test_dbt_unit_tests_pass_from_the_command_line(generated_build):
+    """The SQL's unit tests (kept out of production runs) run with plain `dbt test` on the built warehouse."""
+    settings, _ = generated_build
+    defined = sum(len(yaml.safe_load(p.read_text()).get("unit_tests") or [])
+                  for p in (DBT_DIR / "models").rglob("*.yml"))
+    with exported(dbt_env(settings)):
+        done = subprocess.run([dbt_executable(), "test", "--select", "test_type:unit", "--profiles-dir", str(DBT_DIR),
+                               "--target-path", str(TARGET_DIR)],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    results = json.loads((TARGET_DIR / "run_results.json").read_text())["results"]
+    passed = [r for r in results if r["unique_id"].startswith("unit_test.") and r["status"] == "pass"]
+    assert defined >= 10 and len(passed) == len(results) == defined

@@ -16,6 +16,8 @@ from tests.conftest import query, use_home
 MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily", "mart_lead_engagement",
          "mart_form_submissions_daily", "mart_page_visits_daily", "mart_cohort_retention", "mart_sequence_steps",
          "mart_team_performance", "mart_funnel_email", "mart_funnel_web"]
+# Incremental beyond staging (compared without receipt times, which are load times).
+INCREMENTAL = ["marts.fct_events"]
 EVENT_COLUMNS = ("tenant_id, event_id, event_type, lead_id, message_id, workflow_execution_id, occurred_at, "
                  "event_date, is_bot, bot_reason, bounce_type, load_source, source_line")
 
@@ -34,6 +36,8 @@ def snapshot(settings) -> dict[str, list]:
     tables = {"events": query(settings, f"SELECT {EVENT_COLUMNS} FROM staging.stg_leadron__events ORDER BY ALL")}
     for mart in MARTS:
         tables[mart] = _rounded(query(settings, f"SELECT * FROM marts.{mart} ORDER BY ALL"))
+    for table in INCREMENTAL:
+        tables[table] = query(settings, f"SELECT * EXCLUDE (received_at) FROM {table} ORDER BY ALL")
     return tables
 
 

@@ -68,11 +68,12 @@ def build_dimension_assets() -> dg.AssetsDefinition:
             for key in sorted(context.selected_asset_keys, key=lambda k: k.path[-1]):
                 name = key.path[-1]
                 load = raw_load.load_dimension(con, warehouse.settings(), name)
-                context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s)")
+                action = "reloaded" if load.reloaded else "unchanged, kept"
+                context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s), {action}")
                 yield dg.MaterializeResult(
                     asset_key=key,
                     metadata={"snapshots": load.snapshots, "rows": dg.MetadataValue.int(load.rows),
-                              "latest_snapshot": load.latest_snapshot or ""},
+                              "latest_snapshot": load.latest_snapshot or "", "reloaded": load.reloaded},
                 )
 
     return raw_dimensions

@@ -3,9 +3,24 @@
 -- timelines, form-submission and page-visit lists, custom funnels and the real-time KPIs read it from
 -- the published copy. No personal data: IP, user agent and free properties stay in staging.
 
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'event_id'],
+    incremental_strategy='delete+insert',
+) }}
+
+-- Incremental like its staging model: a run re-derives the events from event_window_start() on (the days
+-- whose staging rows that run re-derived) and keeps the rest. An event takes its message's attributes
+-- from the message's send, which happens before it, so a late send is always in the same window as the
+-- events it explains. A dimension edit that rewrites history (a rep's past team, a lead's source) needs a
+-- full refresh (`leadron run --full-refresh`).
+
 with events as (
 
     select * from {{ ref('stg_leadron__events') }}
+    {% if is_incremental() %}
+    where event_date >= {{ event_window_start(this) }}
+    {% endif %}
 
 ),
 

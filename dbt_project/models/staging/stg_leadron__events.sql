@@ -14,10 +14,7 @@
 -- received first (then delete+insert replaces it), so the result equals a full refresh.
 
 {% if is_incremental() %}
-    {%- set min_date = var('min_date', env_var('LEADRON_DBT_MIN_DATE', '')) -%}
-    {%- set window_start = "cast('" ~ min_date ~ "' as date)" if min_date
-        else "(select max(event_date) from " ~ this ~ ")" -%}
-    {%- set scan_start = dbt.dateadd('day', -1 * var('lookback_days', 3), window_start) -%}
+    {%- set scan_start = event_window_start(this) -%}
 {% endif %}
 
 with source as (
