@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -14,6 +15,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration import dimension_state
 from orchestration.resources import writer_lock
 from orchestration.settings import dbt_env, exported, get_settings
 
@@ -95,8 +97,16 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # dbt runs as a subprocess that inherits the environment: hand it the warehouse path
         # this process resolved, and put the environment back afterwards.
         with writer_lock(settings), exported({**dbt_env(settings), **window_env(window)}):
+            with duckdb.connect(str(settings.warehouse_path)) as con:
+                dimensions_now = dimension_state.fingerprint(con)
+                dimensions_changed = dimension_state.last_built(con) != dimensions_now
+            full_refresh = config.full_refresh or dimensions_changed
+            if dimensions_changed and not config.full_refresh:
+                context.log.info("dimension snapshots differ from the last build's: rebuilding from all history")
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            yield from dbt.cli(dbt_build_args(config.full_refresh), context=context,
+            yield from dbt.cli(dbt_build_args(full_refresh), context=context,
                                target_path=project.target_path).stream()
+            with duckdb.connect(str(settings.warehouse_path)) as con:  # only after a successful build
+                dimension_state.record(con, dimensions_now)
 
     return dbt_models

@@ -1,5 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'message_id'],
+    incremental_strategy='delete+insert',
+) }}
+
 -- One row per message that has an email_sent event: its first send, with the message's
 -- lead, rep, sequence and step taken from the messages dimension, else from the send event.
+--
+-- Incremental (with a run window, see event_window_start): only messages with a send in the window are
+-- re-derived, each from all of its sends; the others are kept.
+
+{%- set window_start = event_window_start() if is_incremental() else '' %}
 
 with events as (
 
@@ -13,17 +24,34 @@ messages as (
 
 ),
 
+{% if window_start %}
+touched as (
+
+    select distinct tenant_id, message_id
+    from events
+    where event_type = 'email_sent'
+        and message_id is not null
+        and event_date >= {{ window_start }}
+
+),
+{% endif %}
+
 ranked_sends as (
 
     select
         events.*,
         row_number() over (
-            partition by tenant_id, message_id
-            order by occurred_at, event_id
+            partition by events.tenant_id, events.message_id
+            order by events.occurred_at, events.event_id
         ) as send_rank
     from events
-    where event_type = 'email_sent'
-        and message_id is not null
+    {% if window_start %}
+    inner join touched
+        on events.tenant_id = touched.tenant_id
+        and events.message_id = touched.message_id
+    {% endif %}
+    where events.event_type = 'email_sent'
+        and events.message_id is not null
 
 )
 

@@ -1,8 +1,58 @@
 -- One row per message known from a send event or the messages dimension: its send time
 -- (the email_sent event, else the dimension's sent_at), bounce, human and bot opens and
 -- clicks, and attributed replies. The shared grain of every email-performance number.
+--
+-- Incremental (with a run window, see event_window_start): re-derives, each from all of its events, the
+-- messages with a send, bounce, open or click in the window and those whose attributed replies changed
+-- (a reply re-attributed changes its old message too); the others are kept.
 
-with sends as (
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'message_id'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set window_start = event_window_start() if is_incremental() else '' %}
+
+with replies as (
+
+    select
+        tenant_id,
+        attributed_message_id as message_id,
+        count(*) as replies,
+        sum(case when sentiment = 'positive' then 1 else 0 end) as positive_replies,
+        min(replied_at) as first_replied_at
+    from {{ ref('int_replies_attributed') }}
+    where attributed_message_id is not null
+    group by tenant_id, attributed_message_id
+
+),
+
+{% if window_start %}
+touched as (
+
+    select tenant_id, message_id
+    from {{ ref('stg_leadron__events') }}
+    where message_id is not null
+        and event_type in ('email_sent', 'email_bounce', 'email_open', 'link_click')
+        and event_date >= {{ window_start }}
+    union
+    select coalesce(r.tenant_id, t.tenant_id), coalesce(r.message_id, t.message_id)
+    from replies as r
+    full outer join (
+        select tenant_id, message_id, replies, positive_replies, first_replied_at
+        from {{ this }}
+        where replies > 0
+    ) as t
+        on r.tenant_id = t.tenant_id and r.message_id = t.message_id
+    where r.replies is distinct from t.replies
+        or r.positive_replies is distinct from t.positive_replies
+        or r.first_replied_at is distinct from t.first_replied_at
+
+),
+{% endif %}
+
+sends as (
 
     select * from {{ ref('int_email_sends') }}
 
@@ -16,9 +66,14 @@ dim_messages as (
 
 events as (
 
-    select * from {{ ref('stg_leadron__events') }}
-    where message_id is not null
-        and event_type in ('email_bounce', 'email_open', 'link_click')
+    select e.*
+    from {{ ref('stg_leadron__events') }} as e
+    {% if window_start %}
+    inner join touched
+        on e.tenant_id = touched.tenant_id and e.message_id = touched.message_id
+    {% endif %}
+    where e.message_id is not null
+        and e.event_type in ('email_bounce', 'email_open', 'link_click')
 
 ),
 
@@ -41,25 +96,18 @@ engagement as (
 
 ),
 
-replies as (
-
-    select
-        tenant_id,
-        attributed_message_id as message_id,
-        count(*) as replies,
-        sum(case when sentiment = 'positive' then 1 else 0 end) as positive_replies,
-        min(replied_at) as first_replied_at
-    from {{ ref('int_replies_attributed') }}
-    where attributed_message_id is not null
-    group by tenant_id, attributed_message_id
-
-),
-
 message_keys as (
 
-    select tenant_id, message_id from sends
-    union
-    select tenant_id, message_id from dim_messages
+    select keys.tenant_id, keys.message_id
+    from (
+        select tenant_id, message_id from sends
+        union
+        select tenant_id, message_id from dim_messages
+    ) as keys
+    {% if window_start %}
+    inner join touched
+        on keys.tenant_id = touched.tenant_id and keys.message_id = touched.message_id
+    {% endif %}
 
 ),
 

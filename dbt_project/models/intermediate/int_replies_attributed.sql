@@ -2,11 +2,26 @@
 -- (METRICS.md): its messageId when that message is known; else the latest send to the
 -- same lead in the same workflow execution before the reply; else the latest send to
 -- that lead in the 30 days before it; else unattributed (kept, not dropped).
+--
+-- Incremental (with a run window, see event_window_start): replies of the window are re-attributed, the
+-- others kept. A send can only explain a reply after it, so a late send is in the window of every reply
+-- it can take.
+
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'event_id'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set window_start = event_window_start() if is_incremental() else '' %}
 
 with replies as (
 
     select * from {{ ref('stg_leadron__events') }}
     where event_type = 'email_reply'
+    {% if window_start %}
+        and event_date >= {{ window_start }}
+    {% endif %}
 
 ),
 

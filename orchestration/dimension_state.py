@@ -1,0 +1,41 @@
+"""Which dimension snapshots the incremental dbt models were last built with.
+
+The incremental models keep rows built in earlier runs; a new dimension snapshot may rewrite history
+they hold (a rep's past team, a lead's source). So the dbt step rebuilds from all history whenever the
+raw dimensions differ from the last successful build's, and runs incrementally otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+
+from orchestration import dimensions
+from orchestration.raw_load import RAW_SCHEMA
+
+STATE_TABLE = "meta.dbt_dimension_state"
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A hash of the snapshot ids each raw dimension table holds (missing tables count as empty)."""
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
+    held = {name: sorted(r[0] for r in con.execute(f"SELECT DISTINCT snapshot_id FROM {RAW_SCHEMA}.{name}").fetchall())
+            if name in present else [] for name in sorted(dimensions.DIMENSIONS)}
+    return hashlib.sha256(json.dumps(held).encode()).hexdigest()
+
+
+def last_built(con: duckdb.DuckDBPyConnection) -> str | None:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' "
+                         "AND table_name = 'dbt_dimension_state'").fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute(f"SELECT fingerprint FROM {STATE_TABLE}").fetchone()
+    return row[0] if row else None
+
+
+def record(con: duckdb.DuckDBPyConnection, value: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE OR REPLACE TABLE {STATE_TABLE} AS SELECT ? AS fingerprint, now() AS recorded_at", [value])
