@@ -19,7 +19,10 @@ MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily
          "mart_team_performance", "mart_funnel_email", "mart_funnel_web"]
 # Incremental beyond staging (compared without receipt times, which are load times).
 INCREMENTAL = {"marts.fct_events": "* EXCLUDE (received_at)", "intermediate.int_email_sends": "*",
-               "intermediate.int_replies_attributed": "*", "intermediate.int_messages": "*"}
+               "intermediate.int_replies_attributed": "*",
+               "intermediate.int_messages": "* EXCLUDE (refreshed_at)"}
+# Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
+REFRESHED = {"mart_email_performance_daily", "mart_kpis_daily", "mart_team_performance"}
 EVENT_COLUMNS = ("tenant_id, event_id, event_type, lead_id, message_id, workflow_execution_id, occurred_at, "
                  "event_date, is_bot, bot_reason, bounce_type, load_source, source_line")
 
@@ -37,7 +40,8 @@ def _rounded(rows: list[tuple]) -> list[tuple]:
 def snapshot(settings) -> dict[str, list]:
     tables = {"events": query(settings, f"SELECT {EVENT_COLUMNS} FROM staging.stg_leadron__events ORDER BY ALL")}
     for mart in MARTS:
-        tables[mart] = _rounded(query(settings, f"SELECT * FROM marts.{mart} ORDER BY ALL"))
+        columns = "* EXCLUDE (refreshed_at)" if mart in REFRESHED else "*"
+        tables[mart] = _rounded(query(settings, f"SELECT {columns} FROM marts.{mart} ORDER BY ALL"))
     for table, columns in INCREMENTAL.items():
         tables[table] = query(settings, f"SELECT {columns} FROM {table} ORDER BY ALL")
     return tables

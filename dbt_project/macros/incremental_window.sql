@@ -14,3 +14,26 @@
     {%- endif -%}
     {{- return(dbt.dateadd('day', -1 * var('lookback_days', 3), window_start)) -}}
 {%- endmacro %}
+
+{#- The dbt run's start (UTC) as a timestamp literal: when the rows a run derives were derived. -#}
+{% macro run_started_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{#- The send days (tenant_id, send_date) whose int_messages rows were derived after `relation` last read
+    them (its refreshed_at column): the partitions an incremental email mart re-aggregates. -#}
+{% macro refreshed_send_days(relation) -%}
+    select distinct tenant_id, send_date
+    from {{ ref('int_messages') }}
+    where has_send_event
+        and refreshed_at > (select coalesce(max(refreshed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }})) from {{ relation }})
+{%- endmacro %}
+
+{#- In an incremental run, keep only rows of `alias` on the days of the model's changed_days CTE
+    (built from refreshed_send_days). -#}
+{% macro only_changed_days(alias, day_column) -%}
+    {%- if is_incremental() %}
+    inner join changed_days
+        on {{ alias }}.tenant_id = changed_days.tenant_id and {{ day_column }} = changed_days.send_date
+    {%- endif %}
+{%- endmacro %}

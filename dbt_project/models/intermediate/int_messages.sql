@@ -155,7 +155,10 @@ select
     e.first_human_click_at,
     coalesce(r.replies, 0) as replies,
     coalesce(r.positive_replies, 0) as positive_replies,
-    r.first_replied_at
+    r.first_replied_at,
+    -- When this row was last derived (the dbt run's start): downstream incremental marts re-aggregate the
+    -- send days of rows newer than what they last saw.
+    {{ run_started_timestamp() }} as refreshed_at
 from messages as m
 left join engagement as e
     on m.tenant_id = e.tenant_id and m.message_id = e.message_id

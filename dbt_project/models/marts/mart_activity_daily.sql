@@ -1,8 +1,20 @@
 -- Activity view: events by the UTC day they happened (not by send day), all and human only.
+-- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
+
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'event_date'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set window_start = event_window_start() if is_incremental() else '' %}
 
 with events as (
 
     select * from {{ ref('stg_leadron__events') }}
+    {% if window_start %}
+    where event_date >= {{ window_start }}
+    {% endif %}
 
 )
 

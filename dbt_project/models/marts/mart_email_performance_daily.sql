@@ -3,10 +3,25 @@
 -- Engagement (opens, clicks, replies) is counted on delivered messages, so that every
 -- rate over `delivered` stays within 0..1.
 
+--
+-- Incremental: re-aggregates whole (tenant, send day) partitions of the messages int_messages derived
+-- since this model last read it (refreshed_at); the other days are kept.
+
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'send_date'],
+    incremental_strategy='delete+insert',
+) }}
+
 with messages as (
 
-    select * from {{ ref('int_messages') }}
-    where has_send_event
+    select m.*
+    from {{ ref('int_messages') }} as m
+    {% if is_incremental() %}
+    inner join ({{ refreshed_send_days(this) }}) as days
+        on m.tenant_id = days.tenant_id and m.send_date = days.send_date
+    {% endif %}
+    where m.has_send_event
 
 )
 
@@ -17,6 +32,7 @@ select
     workflow_id,
     step_number,
     user_id,
-{{ email_performance_counts() }}
+{{ email_performance_counts() }},
+    max(refreshed_at) as refreshed_at
 from messages
 group by tenant_id, send_date, workflow_id, step_number, user_id

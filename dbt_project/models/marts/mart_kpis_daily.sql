@@ -1,12 +1,28 @@
 -- The dashboard's headline numbers per tenant and UTC day: email performance by send day
 -- (counts from mart_email_performance_daily, rates derived from them), distinct leads
 -- contacted / engaged / replied by send day, and leads converted by conversion day.
+--
+-- Incremental: re-derives the (tenant, day) partitions whose int_messages rows were derived since this
+-- model last read it (refreshed_at); conversions come from the leads dimension, whose new snapshots make
+-- the run rebuild in full.
 
-with performance as (
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'kpi_date'],
+    incremental_strategy='delete+insert',
+) }}
+
+with {% if is_incremental() %}changed_days as (
+
+    {{ refreshed_send_days(this) }}
+
+),
+
+{% endif %}performance as (
 
     select
-        tenant_id,
-        send_date as kpi_date,
+        p.tenant_id,
+        p.send_date as kpi_date,
         sum(sent) as sent,
         sum(bounced) as bounced,
         sum(hard_bounced) as hard_bounced,
@@ -18,8 +34,9 @@ with performance as (
         sum(unique_clicks) as unique_clicks,
         sum(replied) as replied,
         sum(positive_replied) as positive_replied
-    from {{ ref('mart_email_performance_daily') }}
-    group by tenant_id, send_date
+    from {{ ref('mart_email_performance_daily') }} as p
+    {{- only_changed_days('p', 'p.send_date') }}
+    group by p.tenant_id, p.send_date
 
 ),
 
@@ -27,24 +44,27 @@ lead_reach as (
 
     -- Distinct leads over the whole day (a lead can appear in several rows of the performance mart).
     select
-        tenant_id,
-        send_date as kpi_date,
+        m.tenant_id,
+        m.send_date as kpi_date,
         count(distinct lead_id) as leads_contacted,
         count(distinct case when is_delivered and (human_opens > 0 or human_clicks > 0 or replies > 0)
                             then lead_id end) as leads_engaged,
-        count(distinct case when is_delivered and replies > 0 then lead_id end) as leads_replied
-    from {{ ref('int_messages') }}
-    where has_send_event
-    group by tenant_id, send_date
+        count(distinct case when is_delivered and replies > 0 then lead_id end) as leads_replied,
+        max(refreshed_at) as refreshed_at
+    from {{ ref('int_messages') }} as m
+    {{- only_changed_days('m', 'm.send_date') }}
+    where m.has_send_event
+    group by m.tenant_id, m.send_date
 
 ),
 
 conversions as (
 
-    select tenant_id, cast(converted_at as date) as kpi_date, count(*) as leads_converted
-    from {{ ref('stg_leadron__leads') }}
-    where converted_at is not null
-    group by tenant_id, cast(converted_at as date)
+    select l.tenant_id, cast(l.converted_at as date) as kpi_date, count(*) as leads_converted
+    from {{ ref('stg_leadron__leads') }} as l
+    {{- only_changed_days('l', 'cast(l.converted_at as date)') }}
+    where l.converted_at is not null
+    group by l.tenant_id, cast(l.converted_at as date)
 
 ),
 
@@ -83,7 +103,8 @@ select
     coalesce(r.leads_engaged, 0) as leads_engaged,
     coalesce(r.leads_replied, 0) as leads_replied,
     {{ safe_divide('coalesce(r.leads_replied, 0)', 'coalesce(r.leads_contacted, 0)') }} as lead_reply_rate,
-    coalesce(c.leads_converted, 0) as leads_converted
+    coalesce(c.leads_converted, 0) as leads_converted,
+    r.refreshed_at
 from days as d
 left join performance as p
     on d.tenant_id = p.tenant_id and d.kpi_date = p.kpi_date

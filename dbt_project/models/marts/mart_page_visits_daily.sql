@@ -1,9 +1,21 @@
 -- Page visits per tenant, page URL and UTC day.
+-- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
+
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'visit_date'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set window_start = event_window_start() if is_incremental() else '' %}
 
 with visits as (
 
     select * from {{ ref('stg_leadron__events') }}
     where event_type = 'page_visit'
+    {% if window_start %}
+        and event_date >= {{ window_start }}
+    {% endif %}
 
 )
 

@@ -1,10 +1,28 @@
 -- Team performance per tenant, team, rep and week (Monday, UTC) of the send: the rep is the
 -- message's sender; the team is the rep's team at the time of the send (int_user_team_history).
+--
+-- Incremental: re-aggregates whole (tenant, week) partitions holding a send day whose int_messages rows
+-- were derived since this model last read it (refreshed_at); the other weeks are kept.
+
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant_id', 'week_start'],
+    incremental_strategy='delete+insert',
+) }}
 
 with messages as (
 
-    select * from {{ ref('int_messages') }}
-    where has_send_event
+    select m.*
+    from {{ ref('int_messages') }} as m
+    {% if is_incremental() %}
+    inner join (
+        select distinct tenant_id, cast({{ dbt.date_trunc('week', 'send_date') }} as date) as week_start
+        from ({{ refreshed_send_days(this) }}) as days
+    ) as weeks
+        on m.tenant_id = weeks.tenant_id
+        and cast({{ dbt.date_trunc('week', 'm.send_date') }} as date) = weeks.week_start
+    {% endif %}
+    where m.has_send_event
 
 ),
 
@@ -37,7 +55,8 @@ weekly as (
         count(distinct case when converted_at >= sent_at then lead_id end) as leads_converted,
         {{ leadron.median("case when is_delivered and replies > 0 then "
                           ~ dbt.datediff('sent_at', 'first_replied_at', 'second') ~ " end") }}
-            as median_seconds_to_first_reply
+            as median_seconds_to_first_reply,
+        max(refreshed_at) as refreshed_at
     from with_team
     group by tenant_id, team_id, user_id, week_start
 
