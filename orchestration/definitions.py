@@ -27,6 +27,7 @@ from orchestration.jobs import (
     build_warehouse_job,
     daily_schedule,
     landing_sensor,
+    refresh_marts_job,
     score_drift_sensor,
     train_job,
     weekly_training_schedule,
@@ -40,16 +41,16 @@ def build_definitions() -> dg.Definitions:
     settings = get_settings()
     partitions_def = daily_partitions(settings)
     project = leadron_dbt_project()
-    job, training = build_warehouse_job(), train_job()
+    job, refresh, training = build_warehouse_job(), refresh_marts_job(), train_job()
     dbt_models = build_dbt_assets(project)
     marts = sorted((k for k in dbt_models.keys if k.path[0] == "marts"), key=lambda k: k.path) + [mart_lead_scores.key]
     return dg.Definitions(
         assets=[*build_raw_assets(partitions_def), dbt_models, lead_score_candidate, lead_score_model,
                 mart_lead_scores, build_publish_asset(marts)],
         asset_checks=[beats_production_and_baseline],
-        jobs=[job, training, export_dataset, deliver_report],
+        jobs=[job, refresh, training, export_dataset, deliver_report],
         schedules=[daily_schedule(job), weekly_training_schedule(training)],
-        sensors=[landing_sensor(job), score_drift_sensor(training), report_schedules, email_data_team_on_failure],
+        sensors=[landing_sensor(refresh), score_drift_sensor(training), report_schedules, email_data_team_on_failure],
         resources={
             "warehouse": WarehouseResource(),
             "dbt": dbt_cli(project),

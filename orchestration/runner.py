@@ -64,13 +64,15 @@ def run_build(
     progress: Callable[[str], None] = lambda message: None,
     days: tuple[date, date] | None = None,
     full_refresh: bool = False,
+    job_name: str = BUILD_JOB,
 ) -> RunOutcome:
     """Build every asset for one day (`partition`), a range of days (`days`), or every landed day;
-    `full_refresh` rebuilds the incremental models from all history."""
+    `full_refresh` rebuilds the incremental models from all history. `job_name=REFRESH_JOB` runs what the
+    landing sensor runs (no lead features or scores)."""
     first, last = days or partition_window(settings, partition)
-    progress(f"  launching {BUILD_JOB} for event days {first}..{last}" + (" (full refresh)" if full_refresh else ""))
+    progress(f"  launching {job_name} for event days {first}..{last}" + (" (full refresh)" if full_refresh else ""))
     ops = {"dbt_models": {"config": {"full_refresh": True}}} if full_refresh else None
-    return run_job(settings, BUILD_JOB, range_tags(first, last), instance, defs, log_level, progress,
+    return run_job(settings, job_name, range_tags(first, last), instance, defs, log_level, progress,
                    window=(first, last), ops=ops)
 
 

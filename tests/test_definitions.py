@@ -44,11 +44,16 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert dg.AssetKey(["ml", "ml_lead_features"]) in graph.get(dg.AssetKey(["ml", "lead_score_candidate"])).parent_keys
     promotion = dg.AssetCheckKey(dg.AssetKey(["ml", "lead_score_candidate"]), "beats_production_and_baseline")
     assert promotion in graph.asset_check_keys
-    from orchestration.jobs import build_warehouse_job, train_job
+    from orchestration.jobs import build_warehouse_job, refresh_marts_job, train_job
 
     daily = {k.to_user_string() for k in build_warehouse_job().selection.resolve(graph)}
     weekly = {k.to_user_string() for k in train_job().selection.resolve(graph)}
+    refresh = {k.to_user_string() for k in refresh_marts_job().selection.resolve(graph)}
     assert "marts/mart_lead_scores" in daily and "ml/lead_score_candidate" not in daily
+    # Landing batches refresh the marts and the publication; features and scores wait for the daily build.
+    assert daily - refresh == {"ml/ml_lead_features", "marts/mart_lead_scores"}
+    assert {"published/marts", "marts/fct_events", "raw/events"} <= refresh
+    assert defs.get_sensor_def("new_landing_batches").job_name == "refresh_marts"
     assert weekly == {"ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores", "published/marts"}
     # Publication waits for every mart (a failed dbt test stops it).
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["published", "marts"])).parent_keys} >= {
