@@ -1,4 +1,5 @@
-"""Publish what readers may read: every mart as Parquet (by tenant) and a read-only DuckDB copy.
+"""Publish what readers may read: every mart as Parquet (by tenant; the large day-grain ones also by
+month) and a read-only DuckDB copy.
 
 Readers (BI tools, the read API, exports) never open the live warehouse. Each publication is a new
 version folder; it becomes visible by atomic symlink swaps, so a new reader sees a whole version
@@ -7,7 +8,8 @@ even after older versions are pruned).
 
     $LEADRON_HOME/published/
         marts.duckdb  -> versions/<v>/marts.duckdb        the stable path BI tools connect to
-        current       -> versions/<v>                      parquet/<mart>/tenant_id=<t>/*.parquet, manifest.json
+        current       -> versions/<v>                      parquet/<mart>/tenant_id=<t>/[<day>_month=<m>/]*.parquet,
+                                                           manifest.json
         versions/<v>/
 """
 
@@ -68,6 +70,13 @@ def watermark(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0].isoformat() if row and row[0] else None
 
 
+# Marts too large to copy whole each time (10M-row event grain: ~11 s of a ~16 s publication here): the
+# new version starts from the previous one and replaces only the days whose rows differ, in the DuckDB
+# copy and, as months, in the Parquet (tenant_id=<t>/<day column>_month=YYYY-MM/; unchanged months are
+# hard links to the previous version's files, which are never modified).
+DAY_PARTITIONED = {"fct_events": "event_date", "mart_email_performance_daily": "send_date"}
+
+
 def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | None = None) -> Publication:
     """Write a new version from the warehouse connection `con`, then swap it in and prune old versions."""
     now = now or datetime.now(UTC)
@@ -76,32 +85,45 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
     staging = folder.with_name(f".{version}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "parquet").mkdir(parents=True)
+    previous = _current_folder(publish_dir)
     marts = _marts(con)
     mark = watermark(con)
     manifest: dict = {"version": version, "published_at": now.isoformat(), "data_freshness_watermark": mark,
                       "duckdb_copy": "marts.duckdb", "tables": {}}
+    if previous is not None:
+        shutil.copyfile(previous / "marts.duckdb", staging / "marts.duckdb")
     con.execute("ATTACH ? AS publication", [str(staging / "marts.duckdb")])
     try:
+        held = set(_tables(con, "publication", "main"))
+        for stale in held - set(marts) - {"_publication"}:
+            con.execute(f'DROP TABLE publication.main."{stale}"')
         for mart in marts:
             # Names come from the catalog (information_schema), quoted; no value is formatted in.
             source = f'{MARTS_SCHEMA}."{mart}"'
-            con.execute(f'CREATE TABLE publication.main."{mart}" AS SELECT * FROM {source}')
+            copy = f'publication.main."{mart}"'
             columns = con.execute(f"DESCRIBE {source}").fetchall()
-            counts = dict(con.execute(f"SELECT tenant_id, count(*) FROM {source} GROUP BY tenant_id").fetchall())
+            day = DAY_PARTITIONED.get(mart)
+            changed_months = None  # None: every file written anew
+            if day and mart in held and con.execute(f"DESCRIBE {copy}").fetchall() == columns:
+                changed_months = _patch_changed_days(con, source, copy, day)
+            else:
+                con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {source}")
             target = staging / "parquet" / mart
-            con.execute(f"COPY {source} TO '{_sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
-            files = []
-            for path in sorted(target.rglob("*.parquet")):
-                tenant = path.parent.name.removeprefix("tenant_id=")
-                files.append({"path": str(path.relative_to(staging)), "tenant_id": tenant,
-                              "rows": int(counts.get(tenant, 0))})
+            if day:
+                _write_monthly_parquet(con, source, day, target, previous and previous / "parquet" / mart,
+                                       changed_months)
+            else:
+                con.execute(f"COPY {source} TO '{_sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
+            files = [{"path": str(path.relative_to(staging)),
+                      "tenant_id": path.relative_to(target).parts[0].removeprefix("tenant_id="),
+                      "rows": _parquet_rows(con, path)} for path in sorted(target.rglob("*.parquet"))]
             manifest["tables"][mart] = {
-                "rows": int(sum(counts.values())),
+                "rows": con.execute(f"SELECT count(*) FROM {source}").fetchone()[0],
                 "schema": [{"name": c[0], "type": c[1]} for c in columns],
                 "files": files,
             }
-        con.execute("CREATE TABLE publication.main._publication AS SELECT ? AS version, ? AS published_at, "
-                    "? AS data_freshness_watermark", [version, now.isoformat(), mark])
+        con.execute("CREATE OR REPLACE TABLE publication.main._publication AS SELECT ? AS version, "
+                    "? AS published_at, ? AS data_freshness_watermark", [version, now.isoformat(), mark])
     finally:
         con.execute("DETACH publication")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -110,6 +132,72 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
     _swap_link(published_copy(publish_dir), folder / "marts.duckdb")
     _prune(publish_dir, keep=KEEP_VERSIONS)
     return Publication(version, folder, {m: t["rows"] for m, t in manifest["tables"].items()}, mark)
+
+
+def _current_folder(publish_dir: Path) -> Path | None:
+    """The version folder readers see now, if it holds a DuckDB copy to start from."""
+    current = publish_dir / "current"
+    if not current.exists():
+        return None
+    folder = current.resolve()
+    return folder if (folder / "marts.duckdb").exists() else None
+
+
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str, schema: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
+        [catalog, schema]).fetchall()]
+
+
+def _patch_changed_days(con: duckdb.DuckDBPyConnection, source: str, copy: str, day: str) -> set[str]:
+    """Replace, in `copy`, the days whose rows differ from `source` (row count and a hash of every row);
+    returns the months (YYYY-MM) of those days."""
+    fingerprint = "SELECT {day} AS day, count(*) AS n, sum(hash(t)::HUGEINT) AS h FROM {table} AS t GROUP BY 1"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _changed_days AS
+        SELECT coalesce(a.day, b.day) AS day
+        FROM ({fingerprint.format(day=day, table=source)}) AS a
+        FULL OUTER JOIN ({fingerprint.format(day=day, table=copy)}) AS b ON a.day = b.day
+        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h""")
+    con.execute(f"DELETE FROM {copy} WHERE {day} IN (SELECT day FROM _changed_days)")
+    con.execute(f"INSERT INTO {copy} SELECT * FROM {source} WHERE {day} IN (SELECT day FROM _changed_days)")
+    months = {r[0] for r in con.execute("SELECT DISTINCT strftime(day, '%Y-%m') FROM _changed_days").fetchall()}
+    con.execute("DROP TABLE _changed_days")
+    return months
+
+
+def _write_monthly_parquet(con: duckdb.DuckDBPyConnection, source: str, day: str, target: Path,
+                           previous: Path | None, changed_months: set[str] | None) -> None:
+    """Parquet by tenant and month of `day`: months not in `changed_months` are hard links to the previous
+    version's files (when it has them in this layout); the others are written from `source`."""
+    month = f"{day}_month"
+    held = {(t, m) for t, m in con.execute(
+        f"SELECT DISTINCT tenant_id, strftime({day}, '%Y-%m') FROM {source}").fetchall()}
+    def old(tenant: str, m: str) -> Path | None:
+        return previous / f"tenant_id={tenant}" / f"{month}={m}" if previous else None
+
+    # A month is written whole (every tenant) when it changed or any tenant lacks a previous file for it.
+    write = {m for tenant, m in held
+             if changed_months is None or m in changed_months or not (old(tenant, m) and old(tenant, m).is_dir())}
+    for tenant, m in held - {(t, m) for t, m in held if m in write}:
+        new = target / f"tenant_id={tenant}" / f"{month}={m}"
+        new.mkdir(parents=True)
+        for file in old(tenant, m).iterdir():
+            os.link(file, new / file.name)
+    if write:
+        scratch = target.with_name(f".{target.name}.written")
+        con.execute(f"COPY (SELECT *, strftime({day}, '%Y-%m') AS {month} FROM {source} "
+                    f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{_sql_path(scratch)}' "
+                    f"(FORMAT parquet, PARTITION_BY (tenant_id, {month}))", [sorted(write)])
+        for written in scratch.glob("tenant_id=*/*"):
+            destination = target / written.parent.name / written.name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(written, destination)
+        shutil.rmtree(scratch)
+
+
+def _parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    return int(con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0])
 
 
 def _sql_path(path: Path) -> str:
