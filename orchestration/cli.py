@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate + import + run + train + summary", description="Generate a demo dataset into "
                        "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.")
     _add_generate_options(p)
-    p.set_defaults(func=cmd_demo, partition=None)
+    p.set_defaults(func=cmd_demo, partition=None, full_refresh=False)  # what cmd_run reads
 
     p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
     p.add_argument("--host", default="127.0.0.1")

@@ -19,10 +19,11 @@ functions, DESIGN.md).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_stub.contract import EventType
@@ -71,10 +72,11 @@ def _step_filter(alias: str, index: int, params: dict[str, Any], step: FunnelSte
     return clause
 
 
-def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, Any]]:
-    """The query (one row per breakdown value with every step's numbers) and its parameters; `events`
-    names the event-grain relation (a constant of the caller, never user input)."""
-    params: dict[str, Any] = {"window": spec.window_seconds * 1_000_000}
+def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any], entities: str | None) -> list[str]:
+    """The CTEs up to `best`: one row per entity with its attempt that reaches furthest (t1..tn, depth and
+    the step-1 event's breakdown columns). `entities` (a relation name of the caller, never user input)
+    limits the entities to those it lists (tenant_id, entity)."""
+    params["window"] = spec.window_seconds * 1_000_000
     n = len(spec.steps)
     entity = "lead_id" if spec.entity == "lead" else "message_id"
     where = [f"e.{entity} IS NOT NULL"]
@@ -87,6 +89,8 @@ def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, A
     # attempt is at or after its step-1 event) or after the range's end plus the window.
     params["types"] = sorted({s.event_type.value for s in spec.steps})
     where.append("e.event_type IN (SELECT unnest($types))")
+    if entities is not None:
+        where.append(f"EXISTS (SELECT 1 FROM {entities} AS x WHERE x.tenant_id = e.tenant_id AND x.entity = e.{entity})")
     entry = []
     if spec.start is not None:
         params["start"] = spec.start
@@ -97,8 +101,7 @@ def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, A
         entry.append("occurred_at < $end")
         where.append("e.occurred_at < $end + to_microseconds($window)")
     # The step-1 event's breakdown columns travel with the attempt.
-    columns = list(dict.fromkeys(BREAKDOWNS[kind] for kind in spec.breakdowns if BREAKDOWNS[kind]))
-    carried = "".join(f", {c}" for c in columns)
+    carried = "".join(f", {c}" for c in _carried_columns(spec))
     ctes = [f"""ev AS (
         SELECT e.tenant_id, e.{entity} AS entity, e.event_type, e.occurred_at, e.url, e.form_id{carried}
         FROM {events} AS e WHERE {' AND '.join(where)})"""]
@@ -117,10 +120,20 @@ def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, A
              AND e.occurred_at {'>' if same else '>='} a.t{k - 1})""")
     depth = " + ".join(f"(t{k} IS NOT NULL)::INT" for k in range(1, n + 1))
     ctes.append(f"""best AS (
-        SELECT * FROM (
+        SELECT * EXCLUDE (attempt_rank) FROM (
             SELECT a{n}.*, {depth} AS depth,
                    row_number() OVER (PARTITION BY tenant_id, entity ORDER BY {depth} DESC, t1) AS attempt_rank
             FROM a{n}) WHERE attempt_rank = 1)""")
+    return ctes
+
+
+def _carried_columns(spec: FunnelSpec) -> list[str]:
+    return list(dict.fromkeys(BREAKDOWNS[kind] for kind in spec.breakdowns if BREAKDOWNS[kind]))
+
+
+def _aggregate(spec: FunnelSpec, best: str) -> str:
+    """Per tenant and breakdown value, every step's numbers over the best attempts in `best`."""
+    n = len(spec.steps)
     exprs = [("CAST(date_trunc('week', b.t1) AS DATE)" if kind == "cohort_week" else
               f"CAST(b.{BREAKDOWNS[kind]} AS VARCHAR)") + f" AS {kind}" for kind in spec.breakdowns]
     step_cols = []
@@ -132,11 +145,34 @@ def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, A
             step_cols.append(f"median({gap}) FILTER (WHERE depth >= {k}) AS step{k}_median_seconds")
     keys = ["b.tenant_id", *exprs]
     positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
-    sql = f"""WITH {', '.join(ctes)}
-        SELECT {', '.join(keys)}, {', '.join(step_cols)}
-        FROM best AS b
+    return f"""SELECT {', '.join(keys)}, {', '.join(step_cols)}
+        FROM {best} AS b
         GROUP BY {positions} ORDER BY {positions} NULLS FIRST"""
-    return sql, params
+
+
+def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, Any]]:
+    """The query (one row per breakdown value with every step's numbers) and its parameters; `events`
+    names the event-grain relation (a constant of the caller, never user input)."""
+    params: dict[str, Any] = {}
+    ctes = _best_attempts(spec, events, params, entities=None)
+    return f"WITH {', '.join(ctes)} {_aggregate(spec, 'best')}", params
+
+
+def attempts_sql(spec: FunnelSpec, events: str = EVENTS, entities: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The engine's per-entity stage: one row per entity (tenant_id, entity, t1..tn, depth, breakdown
+    columns) with its attempt that reaches furthest; the default funnel marts keep it incrementally."""
+    params: dict[str, Any] = {}
+    ctes = _best_attempts(spec, events, params, entities)
+    return f"WITH {', '.join(ctes)} SELECT * FROM best", params
+
+
+def touched_entities_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, Any]]:
+    """Entities with an event of a step's type on or after $since (event day): the only ones whose best
+    attempt an incremental run can change, since the event grain changes only from that day on."""
+    entity = "lead_id" if spec.entity == "lead" else "message_id"
+    params = {"types": sorted({s.event_type.value for s in spec.steps})}
+    return (f"SELECT DISTINCT tenant_id, {entity} AS entity FROM {events} WHERE {entity} IS NOT NULL "
+            "AND event_date >= $since AND event_type IN (SELECT unnest($types))"), params
 
 
 def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = EVENTS) -> list[dict[str, Any]]:
@@ -164,9 +200,10 @@ def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = E
     return out
 
 
-def mart_select(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
-    """The engine's query with conversion columns added (wide: one column set per step), for the marts."""
-    sql, params = funnel_sql(spec)
+def mart_select(spec: FunnelSpec, attempts: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The engine's query with conversion columns added (wide: one column set per step), for the marts;
+    from the stored per-entity stage when `attempts` names it (a relation of attempts_sql's rows)."""
+    sql, params = funnel_sql(spec) if attempts is None else (_aggregate(spec, attempts), {})
     extra = []
     for k in range(2, len(spec.steps) + 1):
         extra.append(f"CASE WHEN step1_entities = 0 THEN NULL ELSE step{k}_entities / step1_entities END "
@@ -184,3 +221,26 @@ DEFAULT_WEB_FUNNEL = FunnelSpec(
     steps=[FunnelStep(event_type=t) for t in ("page_visit", "form_submission")],
     window_seconds=7 * 86400,
 )
+# The default funnel marts: each stored per entity (int_funnel_*_attempts), then aggregated.
+EMAIL_FUNNEL_MART = DEFAULT_EMAIL_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "workflow")})
+WEB_FUNNEL_MART = DEFAULT_WEB_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "lead_source")})
+
+
+def incremental_since(min_date: str | None, lookback_days: int | str | None) -> date | None:
+    """The first event day an incremental run re-derives (the dbt macro event_window_start, for the Python
+    models): the window's first day minus the lookback; None without a window (rebuild everything)."""
+    if not min_date:
+        return None
+    return date.fromisoformat(str(min_date)) - timedelta(days=int(lookback_days or 0))
+
+
+def stored_attempts(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, since: date | None,
+                    events: str = EVENTS) -> pa.Table:
+    """attempts_sql's rows for every entity, or, with `since`, only for the entities touched since that day."""
+    entities = None
+    if since is not None:
+        sql, params = touched_entities_sql(spec, events)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_touched AS {sql}", {**params, "since": since})
+        entities = "_funnel_touched"
+    sql, params = attempts_sql(spec, events, entities)
+    return con.execute(sql, params).to_arrow_table()

@@ -110,3 +110,15 @@ def test_cli_help_for_every_subcommand():
     bad = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--partition", "yesterday"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def test_demo_gives_every_step_the_options_it_reads():
+    """`leadron demo` runs generate, import, run and train with its own arguments: each step's options exist."""
+    from orchestration.cli import build_parser
+
+    parser = build_parser()
+    demo = vars(parser.parse_args(["demo"]))
+    for command in (["run"], ["generate", "--out", "x"], ["import", "x"], ["train"]):
+        step = vars(parser.parse_args(command))
+        missing = set(step) - set(demo) - {"func", "out", "dir", "command"}
+        assert not missing, (command, missing)

@@ -1,11 +1,11 @@
-"""Default email funnel mart, computed by the project's funnel engine (orchestration/funnel.py)."""
+"""Default email funnel mart, computed by the project's funnel engine (orchestration/funnel.py) from the
+per-lead stage it keeps in int_funnel_email_attempts."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    # The engine reads the event grain; the literal ref records the lineage for dbt and Dagster.
-    dbt.ref("fct_events")
-    from orchestration.funnel import DEFAULT_EMAIL_FUNNEL, mart_select
+    dbt.ref("int_funnel_email_attempts")
+    from orchestration.funnel import EMAIL_FUNNEL_MART, mart_select
 
-    select, params = mart_select(DEFAULT_EMAIL_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "workflow")}))
+    select, params = mart_select(EMAIL_FUNNEL_MART, attempts="intermediate.int_funnel_email_attempts")
     return session.execute(select, params).to_arrow_table()

@@ -1,11 +1,11 @@
-"""Default web funnel mart, computed by the project's funnel engine (orchestration/funnel.py)."""
+"""Default web funnel mart, computed by the project's funnel engine (orchestration/funnel.py) from the
+per-lead stage it keeps in int_funnel_web_attempts."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    # The engine reads the event grain; the literal ref records the lineage for dbt and Dagster.
-    dbt.ref("fct_events")
-    from orchestration.funnel import DEFAULT_WEB_FUNNEL, mart_select
+    dbt.ref("int_funnel_web_attempts")
+    from orchestration.funnel import WEB_FUNNEL_MART, mart_select
 
-    select, params = mart_select(DEFAULT_WEB_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "lead_source")}))
+    select, params = mart_select(WEB_FUNNEL_MART, attempts="intermediate.int_funnel_web_attempts")
     return session.execute(select, params).to_arrow_table()
