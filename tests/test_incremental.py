@@ -24,7 +24,8 @@ MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily
 INCREMENTAL = {"marts.fct_events": "* EXCLUDE (received_at)", "intermediate.int_email_sends": "*",
                "intermediate.int_replies_attributed": "*",
                "intermediate.int_messages": "* EXCLUDE (refreshed_at)",
-               "intermediate.int_funnel_email_attempts": "*", "intermediate.int_funnel_web_attempts": "*"}
+               "intermediate.int_funnel_email_attempts": "*", "intermediate.int_funnel_web_attempts": "*",
+               "intermediate.int_lead_weeks": "*"}
 # Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
 REFRESHED = {"mart_email_performance_daily", "mart_kpis_daily", "mart_team_performance"}
 EVENT_COLUMNS = ("tenant_id, event_id, event_type, lead_id, message_id, workflow_execution_id, occurred_at, "

@@ -1,21 +1,21 @@
 -- Weekly cohorts of leads by their first email_sent (METRICS.md): for week offsets 0..12, the
 -- cohort's leads with a human engagement in that week and those converted by its end.
--- Only weeks that have fully elapsed by the as-of time are reported.
+-- Only weeks that have fully elapsed by the as-of time are reported. Built from the lead-week counts
+-- (int_lead_weeks), not from every event; cohort and activity are joined only where a lead was active.
 
 {% set max_offset = 12 %}
 
-with events as (
+with lead_weeks as (
 
-    select * from {{ ref('stg_leadron__events') }}
-    where lead_id is not null
+    select * from {{ ref('int_lead_weeks') }}
 
 ),
 
 cohorts as (
 
-    select tenant_id, lead_id, cast({{ dbt.date_trunc('week', 'min(occurred_at)') }} as date) as cohort_week
-    from events
-    where event_type = 'email_sent'
+    select tenant_id, lead_id, min(week_start) as cohort_week
+    from lead_weeks
+    where sends > 0
     group by tenant_id, lead_id
 
 ),
@@ -28,60 +28,69 @@ offsets as (
 
 ),
 
-engagement_weeks as (
+cohort_weeks as (
 
-    select distinct
-        e.tenant_id,
-        e.lead_id,
-        cast({{ dbt.date_trunc('week', 'e.occurred_at') }} as date) as active_week
-    from events as e
-    where not e.is_bot
-        and e.event_type in ('email_open', 'link_click', 'email_reply', 'form_submission', 'page_visit')
+    -- Every elapsed week offset of every cohort, with its end.
+    select
+        c.tenant_id,
+        c.cohort_week,
+        o.week_offset,
+        cast({{ dbt.dateadd('day', '7 * (o.week_offset + 1)', 'c.cohort_week') }} as date) as week_end,
+        count(*) as cohort_size
+    from cohorts as c
+    cross join offsets as o
+    where cast({{ dbt.dateadd('day', '7 * (o.week_offset + 1)', 'c.cohort_week') }} as date)
+        <= cast({{ as_of_timestamp() }} as date)
+    group by c.tenant_id, c.cohort_week, o.week_offset
 
 ),
 
-lead_weeks as (
+active as (
 
     select
         c.tenant_id,
-        c.lead_id,
         c.cohort_week,
-        o.week_offset,
-        cast({{ dbt.dateadd('day', '7 * o.week_offset', 'c.cohort_week') }} as date) as week_start,
-        cast({{ dbt.dateadd('day', '7 * (o.week_offset + 1)', 'c.cohort_week') }} as date) as week_end
+        cast({{ dbt.datediff('c.cohort_week', 'w.week_start', 'day') }} / 7 as {{ dbt.type_int() }}) as week_offset,
+        count(*) as active_leads
     from cohorts as c
-    cross join offsets as o
+    inner join lead_weeks as w
+        on c.tenant_id = w.tenant_id
+        and c.lead_id = w.lead_id
+        and w.week_start >= c.cohort_week
+        and w.week_start < cast({{ dbt.dateadd('day', 7 * (max_offset + 1), 'c.cohort_week') }} as date)
+    where w.human_engagements > 0
+    group by 1, 2, 3
 
 ),
 
-flags as (
+converted as (
 
-    select
-        w.tenant_id,
-        w.cohort_week,
-        w.week_offset,
-        w.week_end,
-        w.lead_id,
-        case when a.lead_id is not null then 1 else 0 end as is_active,
-        case when l.converted_at < w.week_end then 1 else 0 end as is_converted
-    from lead_weeks as w
-    left join engagement_weeks as a
-        on w.tenant_id = a.tenant_id and w.lead_id = a.lead_id and a.active_week = w.week_start
-    left join {{ ref('stg_leadron__leads') }} as l
-        on w.tenant_id = l.tenant_id and w.lead_id = l.lead_id
-    where w.week_end <= cast({{ as_of_timestamp() }} as date)
+    -- Only converted leads meet the offsets: a lead counts from the first week whose end is after its conversion.
+    select w.tenant_id, w.cohort_week, w.week_offset, count(*) as converted_leads
+    from cohorts as c
+    inner join {{ ref('stg_leadron__leads') }} as l
+        on c.tenant_id = l.tenant_id and c.lead_id = l.lead_id
+    inner join cohort_weeks as w
+        on c.tenant_id = w.tenant_id
+        and c.cohort_week = w.cohort_week
+        and l.converted_at < w.week_end
+    where l.converted_at is not null
+    group by 1, 2, 3
 
 )
 
 select
-    {{ surrogate_key(['tenant_id', 'cohort_week', 'week_offset']) }} as cohort_key,
-    tenant_id,
-    cohort_week,
-    week_offset,
-    count(*) as cohort_size,
-    sum(is_active) as active_leads,
-    {{ safe_divide('sum(is_active)', 'count(*)') }} as retention_rate,
-    sum(is_converted) as converted_leads,
-    {{ safe_divide('sum(is_converted)', 'count(*)') }} as conversion_rate
-from flags
-group by tenant_id, cohort_week, week_offset
+    {{ surrogate_key(['w.tenant_id', 'w.cohort_week', 'w.week_offset']) }} as cohort_key,
+    w.tenant_id,
+    w.cohort_week,
+    w.week_offset,
+    w.cohort_size,
+    coalesce(a.active_leads, 0) as active_leads,
+    {{ safe_divide('coalesce(a.active_leads, 0)', 'w.cohort_size') }} as retention_rate,
+    coalesce(v.converted_leads, 0) as converted_leads,
+    {{ safe_divide('coalesce(v.converted_leads, 0)', 'w.cohort_size') }} as conversion_rate
+from cohort_weeks as w
+left join active as a
+    on w.tenant_id = a.tenant_id and w.cohort_week = a.cohort_week and w.week_offset = a.week_offset
+left join converted as v
+    on w.tenant_id = v.tenant_id and w.cohort_week = v.cohort_week and w.week_offset = v.week_offset
