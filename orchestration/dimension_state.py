@@ -15,7 +15,8 @@ import duckdb
 from orchestration import dimensions
 from orchestration.raw_load import RAW_SCHEMA
 
-STATE_TABLE = "meta.dbt_dimension_state"
+STATE_SCHEMA, STATE_NAME = "meta", "dbt_dimension_state"
+STATE_TABLE = f"{STATE_SCHEMA}.{STATE_NAME}"
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
@@ -28,8 +29,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def last_built(con: duckdb.DuckDBPyConnection) -> str | None:
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' "
-                         "AND table_name = 'dbt_dimension_state'").fetchone()[0]
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                         [STATE_SCHEMA, STATE_NAME]).fetchone()[0]
     if not exists:
         return None
     row = con.execute(f"SELECT fingerprint FROM {STATE_TABLE}").fetchone()
@@ -37,5 +38,5 @@ def last_built(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def record(con: duckdb.DuckDBPyConnection, value: str) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
     con.execute(f"CREATE OR REPLACE TABLE {STATE_TABLE} AS SELECT ? AS fingerprint, now() AS recorded_at", [value])

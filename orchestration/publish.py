@@ -58,10 +58,11 @@ def _swap_link(link: Path, target: Path) -> None:
     os.replace(temporary, link)
 
 
-def _marts(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _tables(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> list[str]:
+    """Table names of `schema` (in `catalog`, else the connection's current database), sorted."""
     return [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
-        [MARTS_SCHEMA]).fetchall()]
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+        "AND table_catalog = coalesce(?, current_database()) ORDER BY table_name", [schema, catalog]).fetchall()]
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -86,7 +87,7 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "parquet").mkdir(parents=True)
     previous = _current_folder(publish_dir)
-    marts = _marts(con)
+    marts = _tables(con, MARTS_SCHEMA)
     mark = watermark(con)
     manifest: dict = {"version": version, "published_at": now.isoformat(), "data_freshness_watermark": mark,
                       "duckdb_copy": "marts.duckdb", "tables": {}}
@@ -94,7 +95,7 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
         shutil.copyfile(previous / "marts.duckdb", staging / "marts.duckdb")
     con.execute("ATTACH ? AS publication", [str(staging / "marts.duckdb")])
     try:
-        held = set(_tables(con, "publication", "main"))
+        held = set(_tables(con, "main", catalog="publication"))
         for stale in held - set(marts) - {"_publication"}:
             con.execute(f'DROP TABLE publication.main."{stale}"')
         for mart in marts:
@@ -141,12 +142,6 @@ def _current_folder(publish_dir: Path) -> Path | None:
         return None
     folder = current.resolve()
     return folder if (folder / "marts.duckdb").exists() else None
-
-
-def _tables(con: duckdb.DuckDBPyConnection, catalog: str, schema: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
-        [catalog, schema]).fetchall()]
 
 
 def _patch_changed_days(con: duckdb.DuckDBPyConnection, source: str, copy: str, day: str) -> set[str]:
