@@ -13,7 +13,7 @@ import json
 import duckdb
 
 from orchestration import dimensions
-from orchestration.raw_load import RAW_SCHEMA
+from orchestration.raw_load import held_snapshots
 
 STATE_SCHEMA, STATE_NAME = "meta", "dbt_dimension_state"
 STATE_TABLE = f"{STATE_SCHEMA}.{STATE_NAME}"
@@ -21,10 +21,7 @@ STATE_TABLE = f"{STATE_SCHEMA}.{STATE_NAME}"
 
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """A hash of the snapshot ids each raw dimension table holds (missing tables count as empty)."""
-    present = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [RAW_SCHEMA]).fetchall()}
-    held = {name: sorted(r[0] for r in con.execute(f"SELECT DISTINCT snapshot_id FROM {RAW_SCHEMA}.{name}").fetchall())
-            if name in present else [] for name in sorted(dimensions.DIMENSIONS)}
+    held = {name: sorted(held_snapshots(con, name)) for name in sorted(dimensions.DIMENSIONS)}
     return hashlib.sha256(json.dumps(held).encode()).hexdigest()
 
 

@@ -97,13 +97,17 @@ def _snapshot_id(path: str) -> str:
     return path.rsplit("snapshot=", 1)[1].removesuffix(".parquet")
 
 
-def _loaded_snapshots(con: duckdb.DuckDBPyConnection, name: str, columns: list[str]) -> set[str] | None:
-    """Snapshot ids raw.<name> holds, or None when the table is missing or its columns differ from `columns`."""
-    have = [r[0] for r in con.execute(
+def raw_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """Columns of raw.<name> in order; empty when the table is missing."""
+    return [r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
         "ORDER BY ordinal_position", [RAW_SCHEMA, name]).fetchall()]
-    if have != columns:
-        return None
+
+
+def held_snapshots(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+    """Snapshot ids raw.<name> holds (empty when the table is missing)."""
+    if not raw_columns(con, name):
+        return set()
     return {r[0] for r in con.execute(f"SELECT DISTINCT snapshot_id FROM {RAW_SCHEMA}.{name}").fetchall()}
 
 
@@ -114,8 +118,8 @@ def load_dimension(con: duckdb.DuckDBPyConnection, settings: Settings, name: str
               .append(pa.field("snapshot_at", pa.timestamp("us"))))
     files = landing.dimension_snapshots(settings, name)
     latest = _snapshot_id(files[-1]) if files else None
-    loaded = _loaded_snapshots(con, name, [*schema.names, "loaded_at"])
-    if files and loaded == {_snapshot_id(f) for f in files}:
+    same_columns = raw_columns(con, name) == [*schema.names, "loaded_at"]
+    if files and same_columns and held_snapshots(con, name) == {_snapshot_id(f) for f in files}:
         rows = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{name}").fetchone()[0]
         return DimensionLoad(len(files), rows, latest, reloaded=False)
     con.execute("BEGIN TRANSACTION")

@@ -2,7 +2,6 @@
 -- Counts only; rates are derived from these counts at whatever grain is asked for.
 -- Engagement (opens, clicks, replies) is counted on delivered messages, so that every
 -- rate over `delivered` stays within 0..1.
-
 --
 -- Incremental: re-aggregates whole (tenant, send day) partitions of the messages int_messages derived
 -- since this model last read it (refreshed_at); the other days are kept.
@@ -13,14 +12,17 @@
     incremental_strategy='delete+insert',
 ) }}
 
-with messages as (
+with {% if is_incremental() %}changed_days as (
+
+    {{ refreshed_send_days(this) }}
+
+),
+
+{% endif %}messages as (
 
     select m.*
     from {{ ref('int_messages') }} as m
-    {% if is_incremental() %}
-    inner join ({{ refreshed_send_days(this) }}) as days
-        on m.tenant_id = days.tenant_id and m.send_date = days.send_date
-    {% endif %}
+    {{- only_changed_days('m', 'm.send_date') }}
     where m.has_send_event
 
 )
