@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
 import duckdb
@@ -20,10 +21,11 @@ from tests.conftest import query, use_home
 MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily", "mart_lead_engagement",
          "mart_form_submissions_daily", "mart_page_visits_daily", "mart_cohort_retention", "mart_sequence_steps",
          "mart_team_performance", "mart_funnel_email", "mart_funnel_web"]
-# Incremental beyond staging (compared without receipt times, which are load times).
+# Incremental beyond staging (compared without receipt times, which are load times, nor int_messages'
+# bookkeeping of when a row was derived and which send day it replaced, which record the run history).
 INCREMENTAL = {"marts.fct_events": "* EXCLUDE (received_at)", "intermediate.int_email_sends": "*",
                "intermediate.int_replies_attributed": "*",
-               "intermediate.int_messages": "* EXCLUDE (refreshed_at)",
+               "intermediate.int_messages": "* EXCLUDE (refreshed_at, replaced_send_date)",
                "intermediate.int_funnel_email_attempts": "*", "intermediate.int_funnel_web_attempts": "*",
                "intermediate.int_lead_weeks": "*"}
 # Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
@@ -72,6 +74,14 @@ def assert_published_equals_marts(settings) -> None:
     con.close()
 
 
+def lone_sends(path) -> tuple[dict, dict]:
+    """Two sends of a new message, from the first email_sent of a file: on 2025-12-20, ten days before the
+    generated data starts (no other send that day), and a day earlier with another event id."""
+    event = next(e for e in map(json.loads, path.read_text().splitlines()) if e["eventType"] == "email_sent")
+    first = {**event, "eventId": "lone-1", "messageId": "msg-lone", "timestamp": "2025-12-20T12:00:00Z"}
+    return first, {**first, "eventId": "lone-0", "timestamp": "2025-12-19T12:00:00Z"}
+
+
 def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
     monkeypatch.setenv("LEADRON_AS_OF", "2026-03-01 00:00:00")
     source = tmp_path / "generated"
@@ -82,6 +92,12 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
     (source / "events-zz-redelivered.jsonl").write_text("\n".join(early[:25]) + "\n")
     late_line = early[0].replace('"eventId":"', '"eventId":"late-', 1)
     (source / "events-zz-late.jsonl").write_text(late_line + "\n")
+    # A message that is its tenant's only send of its day, built; then a second send of it a day earlier
+    # (another event id) arrives: its send day moves, and the old day's email-mart rows must go.
+    first_send, earlier_send = lone_sends(files[45])
+    with files[45].open("a") as f:
+        f.write(json.dumps(first_send) + "\n")
+    (source / "events-zz-earlier-send.jsonl").write_text(json.dumps(earlier_send) + "\n")
     everything = sorted(source.glob("events-*.jsonl"))
     chunks = [everything[:40], everything[40:55], everything[55:]]
     dims = [p for p in source.iterdir() if p.suffix == ".csv"]
@@ -115,6 +131,10 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
         assert incremental[name] == rows, name
     ids = [r[1] for r in incremental["events"]]
     assert len(ids) == len(set(ids)) and any(i.startswith("late-") for i in ids)
+    lone = "SELECT sent_at, replaced_send_date FROM intermediate.int_messages WHERE message_id = 'msg-lone'"
+    assert query(incremental_home, lone) == [(datetime(2025, 12, 19, 12), date(2025, 12, 20))]
+    lone_days = "SELECT send_date, sent FROM marts.mart_email_performance_daily WHERE send_date < '2025-12-30'"
+    assert query(incremental_home, lone_days) == [(date(2025, 12, 19), 1)]
 
     # A new leads snapshot rewrites the source of a lead with events long before the last day: the next
     # one-day run rebuilds from all history, so every one of that lead's events shows the new source.

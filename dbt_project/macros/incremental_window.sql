@@ -21,12 +21,18 @@
 {%- endmacro %}
 
 {#- The send days (tenant_id, send_date) whose int_messages rows were derived after `relation` last read
-    them (its refreshed_at column): the partitions an incremental email mart re-aggregates. -#}
+    them (its refreshed_at column), and the days those messages were sent on before a second, earlier
+    send moved them: the partitions an incremental email mart re-aggregates. -#}
 {% macro refreshed_send_days(relation) -%}
-    select distinct tenant_id, send_date
+    {%- set since = "(select coalesce(max(refreshed_at), cast('1970-01-01' as " ~ dbt.type_timestamp()
+                    ~ ")) from " ~ relation ~ ")" -%}
+    select tenant_id, send_date
     from {{ ref('int_messages') }}
-    where has_send_event
-        and refreshed_at > (select coalesce(max(refreshed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }})) from {{ relation }})
+    where has_send_event and refreshed_at > {{ since }}
+    union
+    select tenant_id, replaced_send_date as send_date
+    from {{ ref('int_messages') }}
+    where replaced_send_date is not null and refreshed_at > {{ since }}
 {%- endmacro %}
 
 {#- In an incremental run, keep only rows of `alias` on the days of the model's changed_days CTE
@@ -36,4 +42,19 @@
     inner join changed_days
         on {{ alias }}.tenant_id = changed_days.tenant_id and {{ day_column }} = changed_days.send_date
     {%- endif %}
+{%- endmacro %}
+
+{#- Pre-hook of the email marts: in an incremental run, delete the (tenant, day) partitions the run re-aggregates
+    (refreshed_send_days; with week=true the weeks holding them). delete+insert alone replaces only the
+    partitions the new rows hold, so a day whose only message moved to an earlier send day would keep its rows. -#}
+{% macro delete_refreshed_partitions(day_column, week=false) -%}
+    {%- if is_incremental() -%}
+    {%- set day = "cast(" ~ dbt.date_trunc('week', 'days.send_date') ~ " as date)" if week else "days.send_date" -%}
+    delete from {{ this }} as target
+    where exists (
+        select 1
+        from ({{ refreshed_send_days(this) }}) as days
+        where days.tenant_id = target.tenant_id and {{ day }} = target.{{ day_column }}
+    )
+    {%- endif -%}
 {%- endmacro %}

@@ -156,6 +156,13 @@ select
     coalesce(r.replies, 0) as replies,
     coalesce(r.positive_replies, 0) as positive_replies,
     r.first_replied_at,
+    -- The send day this message had before a second, earlier send moved it (kept until it moves again):
+    -- downstream marts re-aggregate that day too, which may hold no other refreshed message.
+    {% if window_start -%}
+    case when prev.send_date <> cast(m.sent_at as date) then prev.send_date else prev.replaced_send_date end
+    {%- else -%}
+    cast(null as date)
+    {%- endif %} as replaced_send_date,
     -- When this row was last derived (the dbt run's start): downstream incremental marts re-aggregate the
     -- send days of rows newer than what they last saw.
     {{ run_started_timestamp() }} as refreshed_at
@@ -164,3 +171,7 @@ left join engagement as e
     on m.tenant_id = e.tenant_id and m.message_id = e.message_id
 left join replies as r
     on m.tenant_id = r.tenant_id and m.message_id = r.message_id
+{% if window_start %}
+left join {{ this }} as prev
+    on m.tenant_id = prev.tenant_id and m.message_id = prev.message_id
+{% endif %}

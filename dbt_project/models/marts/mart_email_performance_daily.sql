@@ -10,6 +10,7 @@
     materialized='incremental',
     unique_key=['tenant_id', 'send_date'],
     incremental_strategy='delete+insert',
+    pre_hook="{{ delete_refreshed_partitions('send_date') }}",
 ) }}
 
 with {% if is_incremental() %}changed_days as (

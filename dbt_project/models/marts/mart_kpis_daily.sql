@@ -10,6 +10,7 @@
     materialized='incremental',
     unique_key=['tenant_id', 'kpi_date'],
     incremental_strategy='delete+insert',
+    pre_hook="{{ delete_refreshed_partitions('kpi_date') }}",
 ) }}
 
 with {% if is_incremental() %}changed_days as (

@@ -8,6 +8,7 @@
     materialized='incremental',
     unique_key=['tenant_id', 'week_start'],
     incremental_strategy='delete+insert',
+    pre_hook="{{ delete_refreshed_partitions('week_start', week=true) }}",
 ) }}
 
 with messages as (
