@@ -11,6 +11,8 @@
 4. Incremental: imports the held-back last arrival day (new day plus late events and re-deliveries)
    and runs the `refresh_marts` job for the event days that batch touches, exactly as the landing sensor
    would (no lead features or scores: the daily build refreshes those).
+5. Floor: steps 1, 2 and 4 again on a small warehouse (--floor-events, default 20,000): what a refresh
+   run costs with almost no data (Dagster run, dbt start and parse, every model and test, publication).
 
 Writes bench/results/marts_10m.{json,md}. Ratios are of wall-clock seconds in this process.
 """
@@ -151,37 +153,78 @@ def compare_marts(warehouse: Path, scratch: Path) -> dict[str, dict[str, int]]:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--home", default=str(ROOT / ".leadron-bench-marts"), help="keeps input/ and held-back/")
-    parser.add_argument("--end", default="2026-11-26", help="last day of generated data")
-    args = parser.parse_args()
-    home = Path(args.home)
+def prepare_input(home: Path, events: int, end: date) -> tuple[Path, Path, Path]:
+    """Generated input (kept between runs: deterministic) split into input/ and the held-back last arrival
+    day; the warehouse home run/ starts empty and becomes LEADRON_HOME."""
+    from orchestration.demo_data import generate
+
     source, held, run_home = home / "input", home / "held-back", home / "run"
-    # The generated input is kept between runs (deterministic); the warehouse home starts empty every run.
     shutil.rmtree(run_home, ignore_errors=True)
     os.environ["LEADRON_HOME"] = str(run_home)
-    os.environ["LEADRON_AS_OF"] = f"{date.fromisoformat(args.end).isoformat()} 23:59:59"
-    for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
-        os.environ.pop(var, None)
-
-    from orchestration import landing
-    from orchestration.demo_data import generate
-    from orchestration.importer import import_folder
-    from orchestration.jobs import REFRESH_JOB
-    from orchestration.runner import instance_for, run_build
-    from orchestration.settings import get_settings
-
-    settings = get_settings()
+    os.environ.pop("DAGSTER_HOME", None)  # each home its own Dagster instance
     if not held.exists():
-        generate(source, events=args.events, tenants=8, seed=10, end=date.fromisoformat(args.end), days=365,
-                 progress=print)
+        generate(source, events=events, tenants=8, seed=10, end=end, days=365, progress=print)
         held.mkdir()
         last_file = sorted(source.glob("events-*.jsonl"))[-1]
         shutil.move(last_file, held / last_file.name)
         for dim in source.glob("*.csv"):
             shutil.copy(dim, held / dim.name)
+    return source, held, run_home
+
+
+def refresh_new_day(settings, instance, defs, held: Path):
+    """Import the held-back arrival day and run `refresh_marts` for the event days it touches, as the
+    landing sensor would; (outcome, first day, last day)."""
+    from orchestration import landing
+    from orchestration.importer import import_folder
+    from orchestration.jobs import REFRESH_JOB
+    from orchestration.runner import run_build
+
+    before = set(landing.event_batches(settings))
+    assert import_folder(held, settings).ok
+    new = [b for b in landing.event_batches(settings) if b not in before]
+    days = sorted({d for b in new for d in landing.batch_dates(settings, b)})
+    outcome = run_build(settings, instance=instance, defs=defs, log_level="WARNING", days=(days[0], days[-1]),
+                        job_name=REFRESH_JOB)
+    assert outcome.success and not outcome.failed_checks, outcome.failed_steps
+    return outcome, days[0], days[-1]
+
+
+def floor_run(home: Path, events: int, end: date, defs) -> dict:
+    """A full build, then the same one-new-day refresh, on a small warehouse: the fixed cost of a refresh."""
+    from orchestration.importer import import_folder
+    from orchestration.runner import instance_for, run_build
+    from orchestration.settings import get_settings
+
+    source, held, _ = prepare_input(home, events, end)
+    settings = get_settings()
+    assert import_folder(source, settings).ok
+    instance = instance_for(settings)
+    full = run_build(settings, instance=instance, defs=defs, log_level="WARNING")
+    assert full.success and not full.failed_checks, (full.failed_steps, full.failed_checks)
+    refresh, _, _ = refresh_new_day(settings, instance, defs, held)
+    return {"generated_events": events, "refresh_run_seconds": round(refresh.seconds, 1),
+            "steps": step_seconds(instance, refresh.run_id), "dbt_nodes": len(dbt_node_seconds())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--home", default=str(ROOT / ".leadron-bench-marts"), help="keeps input/ and held-back/")
+    parser.add_argument("--end", default="2026-11-26", help="last day of generated data")
+    parser.add_argument("--floor-events", type=int, default=20_000, help="events of the small warehouse (step 5)")
+    args = parser.parse_args()
+    home, end = Path(args.home), date.fromisoformat(args.end)
+    os.environ["LEADRON_AS_OF"] = f"{end.isoformat()} 23:59:59"
+    for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR"):
+        os.environ.pop(var, None)
+
+    from orchestration.importer import import_folder
+    from orchestration.runner import instance_for, run_build
+    from orchestration.settings import get_settings
+
+    source, held, _ = prepare_input(home, args.events, end)
+    settings = get_settings()
     started = time.perf_counter()
     assert import_folder(source, settings).ok
     print(f"imported in {time.perf_counter() - started:.0f}s", flush=True)
@@ -204,13 +247,7 @@ def main() -> int:
     print(f"  {reference_seconds:.1f}s {kpi_check}", flush=True)
 
     print("incremental day ...", flush=True)
-    before = set(landing.event_batches(settings))
-    assert import_folder(held, settings).ok
-    new = [b for b in landing.event_batches(settings) if b not in before]
-    days = sorted({d for b in new for d in landing.batch_dates(settings, b)})
-    incremental = run_build(settings, instance=instance, defs=defs, log_level="WARNING", days=(days[0], days[-1]),
-                            job_name=REFRESH_JOB)
-    assert incremental.success and not incremental.failed_checks, incremental.failed_steps
+    incremental, first_day, last_day = refresh_new_day(settings, instance, defs, held)
     incremental_steps = step_seconds(instance, incremental.run_id)
     incremental_nodes = dbt_node_seconds()
 
@@ -219,6 +256,10 @@ def main() -> int:
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     events = con.execute("SELECT count(*) FROM staging.stg_leadron__events").fetchone()[0]
     con.close()
+    print("floor (the same refresh on a small warehouse) ...", flush=True)
+    floor = floor_run(home / "floor", args.floor_events, end, defs)
+    print(f"  {floor}", flush=True)
+
     dbt_full = full_steps.get("dbt_models", full.seconds)
     dbt_full_marts = round(dbt_full - ml_node_seconds(full_nodes), 1)
     dbt_incremental_marts = round(incremental_steps.get("dbt_models", incremental.seconds)
@@ -229,10 +270,11 @@ def main() -> int:
         "full_build": {"run_seconds": round(full.seconds, 1), "steps": full_steps,
                        "slowest_dbt_nodes": dict(list(full_nodes.items())[:15])},
         "reference": {"seconds": round(reference_seconds, 1), "comparison_with_dbt_marts": kpi_check},
-        "incremental_day": {"event_days": [days[0].isoformat(), days[-1].isoformat()],
+        "incremental_day": {"event_days": [first_day.isoformat(), last_day.isoformat()],
                             "run_seconds": round(incremental.seconds, 1), "steps": incremental_steps,
                             "slowest_dbt_nodes": dict(list(incremental_nodes.items())[:15])},
         "dbt_step_without_ml_features": {"full": dbt_full_marts, "incremental": dbt_incremental_marts},
+        "floor": floor,
         "ratios": {
             "full_dbt_step_to_reference": round(dbt_full / reference_seconds, 2),
             "full_dbt_step_without_ml_features_to_reference": round(dbt_full_marts / reference_seconds, 2),
@@ -240,6 +282,7 @@ def main() -> int:
                 dbt_incremental_marts / dbt_full_marts, 3),
             "full_run_to_reference": round(full.seconds / reference_seconds, 2),
             "incremental_run_to_full_run": round(incremental.seconds / full.seconds, 3),
+            "floor_refresh_run_to_full_run": round(floor["refresh_run_seconds"] / full.seconds, 3),
         },
     }
     out = ROOT / "bench" / "results"
@@ -254,15 +297,20 @@ def main() -> int:
         f"| of which the dbt step | {dbt_full} |",
         f"| of which the dbt step without the ML feature model (ml_lead_features and its tests) | {dbt_full_marts} |",
         f"| hand-written DuckDB reference (same marts, no tests) | {record['reference']['seconds']} |",
-        f"| incremental day {days[0]}..{days[-1]} (`refresh_marts` run, as the landing sensor starts it) | "
+        f"| incremental day {first_day}..{last_day} (`refresh_marts` run, as the landing sensor starts it) | "
         f"{record['incremental_day']['run_seconds']} |",
-        f"| of which the dbt step | {record['incremental_day']['steps'].get('dbt_models')} |", "",
+        f"| of which the dbt step | {record['incremental_day']['steps'].get('dbt_models')} |",
+        f"| the same refresh on a {floor['generated_events']:,}-event warehouse (the fixed cost of a refresh run) "
+        f"| {floor['refresh_run_seconds']} |",
+        f"| of which the dbt step ({floor['dbt_nodes']} models and tests) | {floor['steps'].get('dbt_models')} |", "",
         f"- dbt step / reference: {r['full_dbt_step_to_reference']}x; without the ML feature model (which the "
         f"reference does not build): **{r['full_dbt_step_without_ml_features_to_reference']}x** (target <= 1.5x)",
         f"- incremental dbt step / full dbt step, both without the ML feature model: "
         f"{r['incremental_dbt_step_to_full_dbt_step_without_ml_features'] * 100:.1f}%",
         f"- full run / reference: {r['full_run_to_reference']}x",
         f"- incremental day / full run: **{r['incremental_run_to_full_run'] * 100:.1f}%** (target < 5%)",
+        f"- fixed cost of a refresh run / full run: {r['floor_refresh_run_to_full_run'] * 100:.1f}% (a floor under the "
+        f"previous ratio, whatever the SQL does)",
         "", "Reference vs dbt marts (same columns, EXCEPT both ways):", "",
         "| mart | rows | only in dbt | only in reference |", "|---|---|---|---|",
         *[f"| {m} | {c['rows']} | {c['only_in_dbt']} | {c['only_in_reference']} |" for m, c in kpi_check.items()],
