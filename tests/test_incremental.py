@@ -74,12 +74,15 @@ def assert_published_equals_marts(settings) -> None:
     con.close()
 
 
-def lone_sends(path) -> tuple[dict, dict]:
-    """Two sends of a new message, from the first email_sent of a file: on 2025-12-20, ten days before the
-    generated data starts (no other send that day), and a day earlier with another event id."""
+def lone_message(path) -> tuple[list[dict], dict]:
+    """Events of a new message, from the first email_sent of a file, before the generated data starts (no other
+    event of its tenant near them): a send on Tuesday 2025-12-23 and an open on Monday 2025-12-15 00:00:00.5
+    (human: before the send; alone in its week). Then a second send on Sunday 2025-12-14 23:59:59.9 (another
+    event id): it moves the send to another day and week and makes the open a bot (within 2 s of the send)."""
     event = next(e for e in map(json.loads, path.read_text().splitlines()) if e["eventType"] == "email_sent")
-    first = {**event, "eventId": "lone-1", "messageId": "msg-lone", "timestamp": "2025-12-20T12:00:00Z"}
-    return first, {**first, "eventId": "lone-0", "timestamp": "2025-12-19T12:00:00Z"}
+    send = {**event, "eventId": "lone-1", "messageId": "msg-lone", "timestamp": "2025-12-23T12:00:00Z"}
+    opened = {**send, "eventType": "email_open", "eventId": "lone-open", "timestamp": "2025-12-15T00:00:00.500Z"}
+    return [send, opened], {**send, "eventId": "lone-0", "timestamp": "2025-12-14T23:59:59.900Z"}
 
 
 def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
@@ -92,11 +95,11 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
     (source / "events-zz-redelivered.jsonl").write_text("\n".join(early[:25]) + "\n")
     late_line = early[0].replace('"eventId":"', '"eventId":"late-', 1)
     (source / "events-zz-late.jsonl").write_text(late_line + "\n")
-    # A message that is its tenant's only send of its day, built; then a second send of it a day earlier
-    # (another event id) arrives: its send day moves, and the old day's email-mart rows must go.
-    first_send, earlier_send = lone_sends(files[45])
+    # A message alone on its days, built; then a second, earlier send of it arrives: the old send day's
+    # email-mart rows and the old week's lead activity (its open turned bot) must go.
+    built, earlier_send = lone_message(files[45])
     with files[45].open("a") as f:
-        f.write(json.dumps(first_send) + "\n")
+        f.writelines(json.dumps(e) + "\n" for e in built)
     (source / "events-zz-earlier-send.jsonl").write_text(json.dumps(earlier_send) + "\n")
     everything = sorted(source.glob("events-*.jsonl"))
     chunks = [everything[:40], everything[40:55], everything[55:]]
@@ -131,10 +134,14 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
         assert incremental[name] == rows, name
     ids = [r[1] for r in incremental["events"]]
     assert len(ids) == len(set(ids)) and any(i.startswith("late-") for i in ids)
-    lone = "SELECT sent_at, replaced_send_date FROM intermediate.int_messages WHERE message_id = 'msg-lone'"
-    assert query(incremental_home, lone) == [(datetime(2025, 12, 19, 12), date(2025, 12, 20))]
+    lone = ("SELECT sent_at, replaced_send_date, bot_opens FROM intermediate.int_messages "
+            "WHERE message_id = 'msg-lone'")
+    assert query(incremental_home, lone) == [(datetime(2025, 12, 14, 23, 59, 59, 900000), date(2025, 12, 23), 1)]
     lone_days = "SELECT send_date, sent FROM marts.mart_email_performance_daily WHERE send_date < '2025-12-30'"
-    assert query(incremental_home, lone_days) == [(date(2025, 12, 19), 1)]
+    assert query(incremental_home, lone_days) == [(date(2025, 12, 14), 1)]
+    lone_weeks = ("SELECT week_start, sends, human_engagements FROM intermediate.int_lead_weeks "
+                  "WHERE week_start < '2025-12-29'")
+    assert query(incremental_home, lone_weeks) == [(date(2025, 12, 8), 1, 0), (date(2025, 12, 22), 1, 0)]
 
     # A new leads snapshot rewrites the source of a lead with events long before the last day: the next
     # one-day run rebuilds from all history, so every one of that lead's events shows the new source.

@@ -58,3 +58,13 @@
     )
     {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook of a model that recounts whole weeks from the window's first week: in an incremental run with a
+    window, delete those weeks first, so a week left with no row (its only activity turned bot, say) goes too. -#}
+{% macro delete_window_weeks(week_column) -%}
+    {%- set window_start = event_window_start() if is_incremental() else '' -%}
+    {%- if window_start -%}
+    delete from {{ this }}
+    where {{ week_column }} >= cast({{ dbt.date_trunc('week', window_start) }} as date)
+    {%- endif -%}
+{%- endmacro %}

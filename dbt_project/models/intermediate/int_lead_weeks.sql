@@ -3,12 +3,13 @@
 -- instead of every event.
 --
 -- Incremental (with a run window, see event_window_start): the weeks from the one holding the window's
--- first day are recounted whole; earlier weeks are kept.
+-- first day are recounted whole (deleted first by the pre-hook); earlier weeks are kept.
 
 {{ config(
     materialized='incremental',
     unique_key=['tenant_id', 'week_start'],
     incremental_strategy='delete+insert',
+    pre_hook="{{ delete_window_weeks('week_start') }}",
 ) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
