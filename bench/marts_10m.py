@@ -190,18 +190,26 @@ def refresh_new_day(settings, instance, defs, held: Path):
     return outcome, days[0], days[-1]
 
 
-def floor_run(home: Path, events: int, end: date, defs) -> dict:
-    """A full build, then the same one-new-day refresh, on a small warehouse: the fixed cost of a refresh."""
+def import_and_build(source: Path, defs):
+    """Import the input folder into LEADRON_HOME and run the full build; (settings, instance, outcome)."""
     from orchestration.importer import import_folder
     from orchestration.runner import instance_for, run_build
     from orchestration.settings import get_settings
 
-    source, held, _ = prepare_input(home, events, end)
     settings = get_settings()
+    started = time.perf_counter()
     assert import_folder(source, settings).ok
+    print(f"imported in {time.perf_counter() - started:.0f}s", flush=True)
     instance = instance_for(settings)
     full = run_build(settings, instance=instance, defs=defs, log_level="WARNING")
     assert full.success and not full.failed_checks, (full.failed_steps, full.failed_checks)
+    return settings, instance, full
+
+
+def floor_run(home: Path, events: int, end: date, defs) -> dict:
+    """A full build, then the same one-new-day refresh, on a small warehouse: the fixed cost of a refresh."""
+    source, held, _ = prepare_input(home, events, end)
+    settings, instance, _ = import_and_build(source, defs)
     refresh, _, _ = refresh_new_day(settings, instance, defs, held)
     return {"generated_events": events, "refresh_run_seconds": round(refresh.seconds, 1),
             "steps": step_seconds(instance, refresh.run_id), "dbt_nodes": len(dbt_node_seconds())}
@@ -219,23 +227,13 @@ def main() -> int:
     for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR"):
         os.environ.pop(var, None)
 
-    from orchestration.importer import import_folder
-    from orchestration.runner import instance_for, run_build
-    from orchestration.settings import get_settings
-
     source, held, _ = prepare_input(home, args.events, end)
-    settings = get_settings()
-    started = time.perf_counter()
-    assert import_folder(source, settings).ok
-    print(f"imported in {time.perf_counter() - started:.0f}s", flush=True)
-    instance = instance_for(settings)
     from orchestration.definitions import build_definitions
 
     defs = build_definitions()  # parses dbt once here, outside the timed runs
 
     print("full build ...", flush=True)
-    full = run_build(settings, instance=instance, defs=defs, log_level="WARNING")
-    assert full.success and not full.failed_checks, (full.failed_steps, full.failed_checks)
+    settings, instance, full = import_and_build(source, defs)
     full_steps = step_seconds(instance, full.run_id)
     full_nodes = dbt_node_seconds()
     print(f"  {full.seconds:.1f}s {full_steps}", flush=True)

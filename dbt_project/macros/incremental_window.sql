@@ -49,7 +49,7 @@
     partitions the new rows hold, so a day whose only message moved to an earlier send day would keep its rows. -#}
 {% macro delete_refreshed_partitions(day_column, week=false) -%}
     {%- if is_incremental() -%}
-    {%- set day = "cast(" ~ dbt.date_trunc('week', 'days.send_date') ~ " as date)" if week else "days.send_date" -%}
+    {%- set day = week_start('days.send_date') if week else "days.send_date" -%}
     delete from {{ this }} as target
     where exists (
         select 1
@@ -65,6 +65,6 @@
     {%- set window_start = event_window_start() if is_incremental() else '' -%}
     {%- if window_start -%}
     delete from {{ this }}
-    where {{ week_column }} >= cast({{ dbt.date_trunc('week', window_start) }} as date)
+    where {{ week_column }} >= {{ week_start(window_start) }}
     {%- endif -%}
 {%- endmacro %}

@@ -44,3 +44,8 @@
 {% macro spark__median(expression) -%}
     percentile({{ expression }}, 0.5)
 {%- endmacro %}
+
+{# The Monday (UTC) of the week holding a date or timestamp expression, as a date. #}
+{% macro week_start(expression) -%}
+    cast({{ dbt.date_trunc('week', expression) }} as date)
+{%- endmacro %}

@@ -21,7 +21,7 @@ with events as (
         and (event_type = 'email_sent'
             or (not is_bot and event_type in ('email_open', 'link_click', 'email_reply', 'form_submission', 'page_visit')))
     {% if window_start %}
-        and event_date >= cast({{ dbt.date_trunc('week', window_start) }} as date)
+        and event_date >= {{ week_start(window_start) }}
     {% endif %}
 
 )
@@ -29,8 +29,8 @@ with events as (
 select
     tenant_id,
     lead_id,
-    cast({{ dbt.date_trunc('week', 'occurred_at') }} as date) as week_start,
+    {{ week_start('occurred_at') }} as week_start,
     sum(case when event_type = 'email_sent' then 1 else 0 end) as sends,
     sum(case when event_type = 'email_sent' then 0 else 1 end) as human_engagements
 from events
-group by tenant_id, lead_id, cast({{ dbt.date_trunc('week', 'occurred_at') }} as date)
+group by tenant_id, lead_id, {{ week_start('occurred_at') }}

@@ -17,11 +17,11 @@ with messages as (
     from {{ ref('int_messages') }} as m
     {% if is_incremental() %}
     inner join (
-        select distinct tenant_id, cast({{ dbt.date_trunc('week', 'send_date') }} as date) as week_start
+        select distinct tenant_id, {{ week_start('send_date') }} as week_start
         from ({{ refreshed_send_days(this) }}) as days
     ) as weeks
         on m.tenant_id = weeks.tenant_id
-        and cast({{ dbt.date_trunc('week', 'm.send_date') }} as date) = weeks.week_start
+        and {{ week_start('m.send_date') }} = weeks.week_start
     {% endif %}
     where m.has_send_event
 
@@ -32,7 +32,7 @@ with_team as (
     select
         m.*,
         t.team_id,
-        cast({{ dbt.date_trunc('week', 'm.sent_at') }} as date) as week_start,
+        {{ week_start('m.sent_at') }} as week_start,
         l.converted_at
     from messages as m
     left join {{ ref('int_user_team_history') }} as t
