@@ -27,7 +27,7 @@ test: $(STAMP)
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; mkdir -p $$DAGSTER_HOME ; \
+	umask 077 ; DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; mkdir -p $$DAGSTER_HOME ; \
 	test -f $$DAGSTER_HOME/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $$DAGSTER_HOME/dagster.yaml ; \
 	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
 

@@ -6,7 +6,6 @@ All read the published copy (api_stub/published.py) in a worker thread and say h
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
@@ -29,11 +28,14 @@ LeadId = Annotated[str, Path(min_length=1, max_length=128)]
 OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 
 
-def register(app: FastAPI, api, analytics_read) -> None:
-    reader = api.reader
+# What a key sees of the model card: no figure computed over rows (the held-back evaluation, row counts,
+# positive rate, the promotion reason's numbers pool every tenant's leads; the operator sees them in Dagster).
+CARD_FIELDS = ("model_version", "trained_at", "algorithm", "label", "features", "hyperparameters")
+CARD_WINDOW = ("first_snapshot", "last_labelled_snapshot", "held_back_from")
 
-    async def read(work, *args):
-        return await asyncio.to_thread(reader.run, work, *args)
+
+def register(app: FastAPI, api, analytics_read, heavy_read) -> None:
+    read = api.reader.read
 
     # ---- lead engagement ---------------------------------------------------------------------------
     @app.get(f"{PREFIX}/leads/{{leadId}}/engagement", tags=["lead engagement"], summary="A lead's engagement",
@@ -124,21 +126,21 @@ def register(app: FastAPI, api, analytics_read) -> None:
         data, fresh = await read(work)
         return respond(request, "KPIs", data, fresh)
 
-    async def run_funnel(request: Request, key, body: FunnelIn) -> Response:
+    async def run_funnel(request: Request, key, body: FunnelIn) -> Response:  # key: charged as a heavy read
         first, last = day_range(body.from_, body.to, 90)
         spec = FunnelSpec(steps=[FunnelStep(event_type=s.eventType, url_contains=s.urlContains, form_id=s.formId)
                                  for s in body.steps],
                           window_seconds=body.windowSeconds, entity=body.entity, tenant_id=key.tenant_id,
                           start=datetime.combine(first, time()), end=datetime.combine(last + timedelta(days=1), time()),
                           breakdowns=tuple(dict.fromkeys(body.breakdown)), human_only=body.humanOnly)
-        data, fresh = await read(dashboard.funnel, spec)
+        data, fresh = await read(dashboard.funnel, spec, heavy=True)
         return respond(request, "Funnel", {"from": first.isoformat(), "to": last.isoformat(), **data}, fresh)
 
     @app.get(f"{PREFIX}/dashboard/funnel", tags=["dashboard"], summary="A funnel from query parameters",
              description="`steps` is a comma-separated list of event types (default: the email funnel "
                          "email_sent,email_open,link_click,email_reply); window in days; entry days from/to.",
              responses={200: {"model": DataEnvelope}, **READ_ERRORS})
-    async def funnel_get(request: Request, key=analytics_read,
+    async def funnel_get(request: Request, key=heavy_read,
                          steps: Annotated[str, Query(min_length=1, max_length=200)] =
                          "email_sent,email_open,link_click,email_reply",
                          windowDays: Annotated[int, Query(ge=1, le=180)] = 7,
@@ -157,7 +159,7 @@ def register(app: FastAPI, api, analytics_read) -> None:
 
     @app.post(f"{PREFIX}/dashboard/funnel", tags=["dashboard"], summary="A custom funnel",
               responses={200: {"model": DataEnvelope}, **READ_ERRORS})
-    async def funnel_post(request: Request, body: Annotated[FunnelIn, Body()], key=analytics_read) -> Response:
+    async def funnel_post(request: Request, body: Annotated[FunnelIn, Body()], key=heavy_read) -> Response:
         return await run_funnel(request, key, body)
 
     @app.get(f"{PREFIX}/dashboard/cohorts", tags=["dashboard"], summary="Weekly cohorts: retention or conversion",
@@ -208,5 +210,6 @@ def register(app: FastAPI, api, analytics_read) -> None:
         if not card_path.exists():
             raise ApiError(404, "No model is in production yet", [{"field": "model", "issue": "not trained"}])
         card = json.loads(card_path.read_text())
-        return respond(request, "Model card", {"promotedAt": production.get("promoted_at"),
-                                               "promotionReason": production.get("reason"), **shape(card, drop=())})
+        public = {k: card.get(k) for k in CARD_FIELDS}
+        public["training_window"] = {k: card.get("training_window", {}).get(k) for k in CARD_WINDOW}
+        return respond(request, "Model card", {"promotedAt": production.get("promoted_at"), **shape(public, drop=())})

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from api_stub import analytics_routes, report_routes, tracking, webhooks
+from api_stub import analytics_routes, report_routes, tracking, webhook_auth, webhooks
 from api_stub.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
 from api_stub.event_store import (Committed, EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission,
@@ -36,7 +36,7 @@ from api_stub.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.published import PublishedReader
 from api_stub.reading import send
-from api_stub.ratelimit import RateLimiter
+from api_stub.ratelimit import COST, ClientLimits, RateLimiter
 from api_stub.schemas import (
     ApiEventIn, BatchEnvelope, BatchIn, ErrorEnvelope, EventEnvelope, StatusEnvelope, ValidBatchIn, WebhookEnvelope,
 )
@@ -49,6 +49,7 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01
 SCANNERS_CSV = PROJECT_ROOT / "dbt_project" / "seeds" / "scanner_user_agents.csv"
 BOT_WINDOW = timedelta(seconds=2)
 ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 409, 413, 415, 422, 429)}
+UNAUTHORIZED = ApiError(401, "Invalid or missing API key", [{"field": "X-API-Key", "issue": "invalid or missing"}])
 
 
 def request_id(request: Request) -> str:
@@ -82,30 +83,47 @@ class Api:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        settings.restrict_permissions()
         self.keys = KeyStore(settings.api_keys_path)
         self.store = EventStore(settings)
         self.reader = PublishedReader(settings)
         self.on_close: list = []  # shutdown hooks of the route modules
-        self.limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+        # Each of N workers enforces 1/N of every limit: together they never allow more than the limit
+        # (the kernel spreads connections evenly across SO_REUSEPORT sockets).
+        share = settings.api_workers
+        self.limiter = RateLimiter(settings.api_rate_per_s / share, settings.api_rate_burst / share)
+        self.clients = ClientLimits(settings.auth_failure_rate / share, settings.anonymous_rate / share)
+        self.replay = webhook_auth.ReplayCache(settings.api_dir / "webhook_replay.sqlite")
         self.secret = settings.secret()
         with SCANNERS_CSV.open() as fh:
             self.scanners = [r["pattern"].lower() for r in csv.DictReader(fh)]
 
     # ---- auth + rate limit ------------------------------------------------------------------
-    def authenticate(self, api_key: str | None, scope: str) -> tuple[ApiKey, dict[str, str]]:
-        """The key and its rate-limit headers; ApiError 401 / 429 / 403 otherwise."""
+    def authenticate(self, api_key: str | None, scope: str, client: str,
+                     cost: float = COST["request"]) -> tuple[ApiKey, dict[str, str]]:
+        """The key and its rate-limit headers; ApiError 401 / 429 / 403 otherwise.
+
+        A client address whose failed authentications use up LEADRON_AUTH_FAILURE_RATE gets 429 before its
+        key is even looked at, so keys cannot be guessed at network speed."""
+        self.clients.refuse_if_failing(client)
         key = self.keys.authenticate(api_key)
         if key is None:
-            raise ApiError(401, "Invalid or missing API key", [{"field": "X-API-Key", "issue": "invalid or missing"}])
-        allowed, remaining, retry_after = self.limiter.take(key.key_id)
-        headers = {"X-RateLimit-Limit": str(int(self.settings.api_rate_per_s)), "X-RateLimit-Remaining": str(remaining)}
-        if not allowed:
-            raise ApiError(429, "Rate limit exceeded", [{"field": "X-API-Key", "issue": "too many requests"}],
-                           headers=headers | {"Retry-After": str(retry_after)})
+            self.clients.failed(client)
+            raise UNAUTHORIZED
+        headers = self.charge(key, cost)
         if scope not in key.scopes:
             raise ApiError(403, f"The API key lacks the {scope} scope",
                            [{"field": "X-API-Key", "issue": f"needs {scope}"}], headers=headers)
         return key, headers
+
+    def charge(self, key: ApiKey, cost: float, headers: dict[str, str] | None = None) -> dict[str, str]:
+        """Take `cost` units from the key's bucket: its rate-limit headers, or ApiError 429."""
+        allowed, remaining, retry_after = self.limiter.take(key.key_id, cost)
+        headers = {"X-RateLimit-Limit": str(int(self.settings.api_rate_per_s)), "X-RateLimit-Remaining": str(remaining)}
+        if not allowed:
+            raise ApiError(429, "Rate limit exceeded", [{"field": "X-API-Key", "issue": "too many requests"}],
+                           headers=headers | {"Retry-After": str(retry_after)})
+        return headers
 
     def too_old(self, stored: StoredEvent, field: str = "timestamp") -> dict[str, str] | None:
         """Events before the first daily partition could never be loaded: refuse them (as import does)."""
@@ -198,17 +216,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.api = state
 
-    def auth(scope: str):
+    def auth(scope: str, cost: float = COST["request"]):
         async def dependency(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
-            key, headers = state.authenticate(x_api_key, scope)
+            key, headers = state.authenticate(x_api_key, scope, client_of(request.scope), cost)
             request.scope["state"]["rate_headers"] = headers
             return key
         return dependency
 
     events_write = Depends(auth("events:write"))
     analytics_read = Depends(auth("analytics:read"))
-    analytics_routes.register(app, state, analytics_read)
-    report_routes.register(app, state, analytics_read, Depends(auth("reports:write")), Depends(auth("exports:write")))
+    analytics_routes.register(app, state, analytics_read, Depends(auth("analytics:read", COST["heavy_read"])))
+    report_routes.register(app, state, analytics_read, Depends(auth("reports:write")), Depends(auth("exports:write")),
+                           Depends(auth("reports:write", COST["heavy_read"])),
+                           Depends(auth("exports:write", COST["export"])))
 
     # ---- errors as envelopes ------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -267,6 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         received = _now()
         items, results = validate_batch(raw)
         total = len(items) + len(results)
+        if total > 1:  # a batch costs its events (the dependency took one)
+            request.scope["state"]["rate_headers"] = state.charge(key, total - 1)
         rows: list[StoredEvent] = []
         positions: list[int] = []  # index in the batch of each stored event
         for index, event in items:
@@ -339,24 +361,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await status_of(request, key, "workflow_execution_id", workflowExecutionId)
 
     # ---- tracking: open pixel and click redirect ---------------------------------------------------
-    async def land_tracked(payload: dict[str, Any], body: dict[str, Any], request: Request) -> None:
-        import uuid
-
+    async def land_tracked(token: str, payload: dict[str, Any], body: dict[str, Any], request: Request) -> None:
         body = {k: v for k, v in body.items() if v is not None}
-        body |= {"eventId": "evt_" + uuid.uuid4().hex, "leadId": payload.get("l"), "messageId": payload.get("m"),
-                 "workflowExecutionId": payload.get("x")}
-        if agent := request.headers.get("user-agent"):
-            body["userAgent"] = agent[:1024]
-        if request.client and request.client.host:
-            body["ip"] = request.client.host
+        agent = request.headers.get("user-agent", "")[:1024]
+        client = client_of(request.scope)
+        # The same link from the same client within LEADRON_TRACKING_DEDUP_SECONDS lands once.
+        body |= {"eventId": tracking.repeat_id(token, f"{client}|{agent}", settings.tracking_dedup_s),
+                 "leadId": payload.get("l"), "messageId": payload.get("m"), "workflowExecutionId": payload.get("x")}
+        if agent:
+            body["userAgent"] = agent
+        if client:
+            body["ip"] = client
         try:
             event = ApiEventIn.model_validate_json(orjson.dumps({k: v for k, v in body.items() if v is not None}))
         except ValidationError as exc:
             raise ApiError(404, "Unknown tracking link", []) from exc
         await state.commit(Submission([encode_event(event, payload["t"], _now(), "tracking", 0)]))
 
-    def tracked(kind: str, token: str) -> dict[str, Any]:
-        payload = tracking.verify(state.secret, kind, token)
+    def tracked(kind: str, token: str, request: Request) -> dict[str, Any]:
+        state.clients.limit_anonymous(client_of(request.scope))
+        payload = tracking.verify_tracking(state.secret, kind, token)
         if payload is None or not isinstance(payload.get("t"), str) or not isinstance(payload.get("m"), str):
             raise ApiError(404, "Unknown tracking link", [])
         return payload
@@ -365,19 +389,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses={200: {"content": {"image/gif": {}}}, 404: {"model": ErrorEnvelope}},
              response_class=Response)
     async def open_pixel(token: str, request: Request) -> Response:
-        payload = tracked(tracking.OPEN, token)
-        await land_tracked(payload, {"eventType": "email_open"}, request)
+        payload = tracked(tracking.OPEN, token, request)
+        await land_tracked(token, payload, {"eventType": "email_open"}, request)
         return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
 
     @app.get(f"{PREFIX}/track/click/{{token}}", tags=["tracking"], summary="Click redirect",
              responses={302: {"description": "Redirect to the signed URL"}, 404: {"model": ErrorEnvelope}},
              response_class=RedirectResponse, status_code=302)
     async def click_redirect(token: str, request: Request) -> Response:
-        payload = tracked(tracking.CLICK, token)
+        payload = tracked(tracking.CLICK, token, request)
         url = payload.get("u")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ApiError(404, "Unknown tracking link", [])
-        await land_tracked(payload, {"eventType": "link_click", "url": url}, request)
+        await land_tracked(token, payload, {"eventType": "link_click", "url": url}, request)
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
     # ---- provider webhooks ------------------------------------------------------------------------
@@ -408,17 +432,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rejected.append({"index": index, "status": "rejected", "id": outcome.event_id,
                                  "errors": [{"field": "eventId", "issue": "already used with a different body"}]})
         if rejected:
-            log.warning("webhook events rejected request_id=%s: %s", request_id(request), rejected)
+            log.warning("webhook events rejected request_id=%s: %s", request_id(request), orjson.dumps(rejected).decode())
         data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "skipped": skipped,
                 "rejected": rejected}
         # 200 even when some were skipped or rejected: a provider would otherwise retry them forever.
         return json_response(200, success_body(200, "Webhook processed", data, request_id(request)))
 
-    def webhook_tenant(provider: str, token: str) -> str:
+    def webhook_tenant(provider: str, token: str, request: Request) -> tuple[str, str]:
+        """The tenant of a webhook URL and the provider key it registered; 401 for a bad URL or no key."""
+        state.clients.limit_anonymous(client_of(request.scope))
         payload = tracking.verify(state.secret, tracking.WEBHOOK, token)
         if payload is None or payload.get("p") != provider or not isinstance(payload.get("t"), str):
             raise ApiError(401, "Invalid webhook URL", [{"field": "token", "issue": "invalid"}])
-        return payload["t"]
+        verification_key = state.keys.webhook_key(payload["t"], provider)
+        if verification_key is None:
+            raise ApiError(401, "No webhook verification key is registered for this tenant and provider",
+                           [{"field": "token", "issue": "register one with leadron keys webhook-url"}])
+        return payload["t"], verification_key
+
+    def refused(exc: webhook_auth.SignatureError) -> ApiError:
+        return ApiError(401, "Webhook signature does not verify", [{"field": exc.field, "issue": exc.issue}])
 
     async def json_body(request: Request) -> Any:
         try:
@@ -432,7 +465,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"type": "array", "items": {"type": "object"}}}}}})
     async def sendgrid_webhook(token: str, request: Request) -> Response:
-        tenant = webhook_tenant("sendgrid", token)
+        tenant, public_key = webhook_tenant("sendgrid", token, request)
+        raw = await request.body()
+        try:  # the raw bytes, before parsing: what SendGrid signed
+            webhook_auth.verify_sendgrid(public_key, dict(request.headers), raw, settings.webhook_tolerance_s)
+        except webhook_auth.SignatureError as exc:
+            raise refused(exc) from None
         return await land_webhook(request, tenant, webhooks.sendgrid_events(await json_body(request)))
 
     @app.post(f"{PREFIX}/webhooks/mailgun/{{token}}", tags=["webhooks"], summary="Mailgun webhook",
@@ -441,11 +479,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"type": "object"}}}}})
     async def mailgun_webhook(token: str, request: Request) -> Response:
-        tenant = webhook_tenant("mailgun", token)
+        tenant, signing_key = webhook_tenant("mailgun", token, request)
         payload = await json_body(request)
-        if settings.mailgun_signing_key and not webhooks.mailgun_signature_ok(
-                settings.mailgun_signing_key, payload.get("signature") if isinstance(payload, dict) else None):
-            raise ApiError(401, "Invalid Mailgun signature", [{"field": "signature", "issue": "does not verify"}])
+        try:
+            await asyncio.to_thread(webhook_auth.verify_mailgun, signing_key,
+                                    payload.get("signature") if isinstance(payload, dict) else None,
+                                    settings.webhook_tolerance_s, state.replay)
+        except webhook_auth.SignatureError as exc:
+            raise refused(exc) from None
         return await land_webhook(request, tenant, [webhooks.mailgun_event(payload)])
 
     @app.get("/health", tags=["ops"], summary="Liveness", include_in_schema=False)
@@ -488,7 +529,7 @@ class SingleEventFastPath:
         rid = scope.get("state", {}).get("request_id", "")
         extra: dict[str, str] = {}
         try:
-            key, extra = self.api.authenticate(headers.get("x-api-key"), "events:write")
+            key, extra = self.api.authenticate(headers.get("x-api-key"), "events:write", client_of(scope))
             chunks = []
             while True:
                 message = await receive()
@@ -510,6 +551,13 @@ class SingleEventFastPath:
         raw_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def client_of(scope) -> str:
+    """The client's address (the peer of the TCP connection; behind a proxy, run uvicorn with its
+    --forwarded-allow-ips so this is the real client)."""
+    client = scope.get("client")
+    return client[0] if client else ""
 
 
 def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, dict[str, Any]]]:

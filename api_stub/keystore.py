@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
 import string
 import threading
 import time
+from collections import OrderedDict
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ _KEY_RE = re.compile(r"^ldr_live_sk_([A-Za-z0-9]{8})([A-Za-z0-9]{32})$")
 SCOPES = ("events:write", "analytics:read", "reports:write", "exports:write")
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds in a running server
+CACHE_ENTRIES = 10_000  # least recently used beyond this are dropped
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,15 @@ class KeyStore:
                 "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL, "
                 "tenant_id TEXT NOT NULL, scopes TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)"
             )
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+            # The provider's verification key (SendGrid: public key; Mailgun: signing key), kept to verify
+            # each webhook; the file is 0600 and the key is never logged or printed.
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS webhook_keys (tenant_id TEXT NOT NULL, provider TEXT NOT NULL, "
+                "verification_key TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (tenant_id, provider))"
+            )
+        os.chmod(path, 0o600)
+        # key hash -> (when looked up, record or None); bounded: unknown keys must not grow it without limit.
+        self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -99,8 +110,9 @@ class KeyStore:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
+            if cached and now - cached[0] < CACHE_SECONDS:
+                self._cache.move_to_end(digest)
+                return cached[1]
         with closing(self._connect()) as con:
             row = con.execute(
                 "SELECT key_sha256, tenant_id, scopes, created_at, revoked_at FROM api_keys WHERE key_id = ?",
@@ -111,4 +123,22 @@ class KeyStore:
             record = ApiKey(match.group(1), row[1], tuple(row[2].split(",")), row[3], None)
         with self._lock:
             self._cache[digest] = (now, record)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return record
+
+    # ---- provider webhook keys ---------------------------------------------------------------
+    def set_webhook_key(self, tenant_id: str, provider: str, verification_key: str) -> None:
+        if not TENANT_RE.match(tenant_id):
+            raise ValueError(f"tenant id {tenant_id!r} must be 1-64 characters of a-z, 0-9, '-' and '_'")
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT INTO webhook_keys VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, provider) DO UPDATE "
+                        "SET verification_key = excluded.verification_key, created_at = excluded.created_at",
+                        (tenant_id, provider, verification_key, datetime.now(UTC).isoformat(timespec="seconds")))
+
+    def webhook_key(self, tenant_id: str, provider: str) -> str | None:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT verification_key FROM webhook_keys WHERE tenant_id = ? AND provider = ?",
+                              (tenant_id, provider)).fetchone()
+        return row[0] if row else None

@@ -3,12 +3,19 @@
 One DuckDB connection per published version, opened read-only on the version's own file (the
 `marts.duckdb` symlink resolved), so a request reads one whole version even while the pipeline swaps
 in the next; each query runs on its own cursor in a worker thread.
+
+Bounded work: every read runs under LEADRON_READ_TIMEOUT (interrupted past it: 503 with Retry-After) on a
+connection capped at LEADRON_READ_MEMORY_LIMIT, in one of two bounded thread pools (LEADRON_READ_POOL for
+plain reads, LEADRON_HEAVY_READ_POOL for funnels, report runs and export checks) whose queues are bounded
+too, so a handful of maximal funnels cannot take every thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +43,40 @@ class _Version:
     freshness: Freshness
 
 
+QUEUE_PER_THREAD = 4  # requests waiting per pool thread before the pool answers 503
+RETRY_AFTER_S = 5
+
+
+def _busy(reason: str) -> ApiError:
+    return ApiError(503, reason, [{"field": "request", "issue": "try again later"}], code="OVERLOADED",
+                    headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+class _Pool:
+    def __init__(self, name: str, threads: int):
+        self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=f"leadron-{name}")
+        self.slots = threading.BoundedSemaphore(max(1, threads) * (1 + QUEUE_PER_THREAD))
+
+
 class PublishedReader:
     def __init__(self, settings: Settings):
         self.link = published_copy(settings.publish_dir)
+        self.timeout_s = settings.read_timeout_s
+        self.memory_limit = settings.read_memory_limit
+        self.pools = {"read": _Pool("read", settings.read_pool_size),
+                      "heavy": _Pool("heavy-read", settings.heavy_read_pool_size)}
         self._current: _Version | None = None
         self._lock = threading.Lock()
+
+    async def read(self, work, *args, heavy: bool = False):
+        """`run(work, *args)` in the route class's pool; 503 when its threads and queue are all taken."""
+        pool = self.pools["heavy" if heavy else "read"]
+        if not pool.slots.acquire(blocking=False):
+            raise _busy("The server is busy with other queries of this kind")
+        try:
+            return await asyncio.wrap_future(pool.executor.submit(self.run, work, *args))
+        finally:
+            pool.slots.release()
 
     def _version(self) -> _Version:
         path = os.path.realpath(self.link)
@@ -53,6 +89,9 @@ class PublishedReader:
                     raise ApiError(503, "Nothing is published yet: run the pipeline first", [
                         {"field": "data", "issue": "no published warehouse"}], code="NOT_PUBLISHED")
                 con = duckdb.connect(path, read_only=True)
+                # A SET, not a connect-time config: the exports and report runs of this process open the
+                # same file, and DuckDB refuses a second connection with another configuration.
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")  # validated in settings
                 version, published_at, mark = publication_record(con)
                 # The previous connection closes when its last cursor is gone.
                 self._current = _Version(path, con, Freshness(version, published_at, mark))
@@ -62,12 +101,31 @@ class PublishedReader:
         """`work(cursor, *args)` on a cursor of the current version: (its result, the freshness)."""
         version = self._version()
         cursor = version.con.cursor()
+        done = threading.Event()
+        timed_out = threading.Event()
+
+        def watchdog() -> None:
+            if done.wait(self.timeout_s):
+                return
+            timed_out.set()
+            while not done.wait(0.01):  # again and again: `work` may run several statements
+                cursor.interrupt()
+
+        guard = threading.Thread(target=watchdog, name="leadron-read-timeout", daemon=True)
+        guard.start()
         try:
             return work(cursor, *args), version.freshness
+        except duckdb.InterruptException:
+            if timed_out.is_set():
+                raise _busy(f"The query took longer than {self.timeout_s:g} s") from None
+            raise
         finally:
+            done.set()
             cursor.close()
 
     def close(self) -> None:
+        for pool in self.pools.values():
+            pool.executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             if self._current is not None:
                 self._current.con.close()

@@ -27,7 +27,7 @@ from api_stub.envelope import ApiError
 from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape, value
 from api_stub.schemas import DataEnvelope, ErrorEnvelope, ExportIn, PageEnvelope
 from orchestration import exports, report_store
-from orchestration.report_delivery import deliveries
+from orchestration.report_delivery import deliveries, public_delivery_error
 from orchestration.report_schedules import ReportSchedule
 from orchestration.reports import ReportDefinition, ReportError, build_query, run_report
 
@@ -68,7 +68,8 @@ def _schedule_data(stored: dict) -> dict[str, Any]:
             "createdAt": stored["created_at"], "updatedAt": stored["updated_at"]}
 
 
-def register(app: FastAPI, api, analytics_read, reports_write, exports_write) -> None:
+def register(app: FastAPI, api, analytics_read, reports_write, exports_read, heavy_report, export_start) -> None:
+    """`heavy_report` and `export_start` are reports:write and exports:write charged as heavy work."""
     settings = api.settings
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leadron-export")
     api.on_close.append(lambda: pool.shutdown(wait=False, cancel_futures=False))
@@ -134,13 +135,13 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
 
     @app.post(f"{PREFIX}/reports/{{reportId}}/run", status_code=201, tags=["reports"],
               summary="Run a report now on the published marts", responses={201: {"model": DataEnvelope}, **ERRORS})
-    async def run(request: Request, reportId: ObjectId, key=reports_write) -> Response:
+    async def run(request: Request, reportId: ObjectId, key=heavy_report) -> Response:
         definition: ReportDefinition = (await stored_report(key.tenant_id, reportId))["definition"]
 
         def work(cur):
             return run_report(cur, definition, datetime.now(UTC))
         try:
-            rows, fresh = await blocking(api.reader.run, work)
+            rows, fresh = await api.reader.read(work, heavy=True)
         except ReportError as exc:  # the catalogue changed since the report was saved
             raise _report_error(exc) from None
         shaped = [{k: value(v) for k, v in r.items()} for r in rows]  # the catalogue's column names, kept
@@ -180,7 +181,10 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
                               key=reports_write) -> Response:
         await stored_report(key.tenant_id, reportId)
         schedule = schedule_of(report_store.new_id("sch"), body)
-        stored = await blocking(report_store.create_schedule, settings, key.tenant_id, reportId, schedule)
+        try:
+            stored = await blocking(report_store.create_schedule, settings, key.tenant_id, reportId, schedule)
+        except report_store.ScheduleLimitError as exc:
+            raise _report_error(exc) from None
         return respond(request, "Schedule created", _schedule_data(stored), status=201,
                        headers={"Location": f"{PREFIX}/reports/{reportId}/schedules/{schedule.id}"})
 
@@ -220,8 +224,9 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
         await stored_schedule(key.tenant_id, reportId, scheduleId)
         rows = (await blocking(deliveries, settings, key.tenant_id, reportId, scheduleId))[::-1]
         chunk = rows[(page - 1) * limit: page * limit]
-        return paged(request, "Deliveries", [shape(r, drop=("tenant_id", "report_id", "schedule_id")) for r in chunk],
-                     len(rows), page, limit)
+        shown = [shape(r | {"error": public_delivery_error(r["error"])}, drop=("tenant_id", "report_id", "schedule_id"))
+                 for r in chunk]
+        return paged(request, "Deliveries", shown, len(rows), page, limit)
 
     # ---- exports ----------------------------------------------------------------------------------
     @app.post(f"{PREFIX}/exports", status_code=202, tags=["export"], summary="Start an export",
@@ -229,7 +234,7 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
                           "fields hashed) for the key's tenant, filtered by days and ids, as CSV, Parquet, JSON "
                           "Lines or XLSX. Poll `GET /exports/{id}`.",
               responses={202: {"model": DataEnvelope}, **ERRORS})
-    async def create_export(request: Request, body: Annotated[ExportIn, Body()], key=exports_write) -> Response:
+    async def create_export(request: Request, body: Annotated[ExportIn, Body()], key=export_start) -> Response:
         try:
             export = exports.ExportRequest(
                 tenant_id=key.tenant_id, dataset=body.dataset, format=body.format, start=body.from_,
@@ -242,14 +247,17 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
         def check(cur):
             exports.export_query(cur, export, settings, neutralise=False)
         try:
-            await blocking(api.reader.run, check)
+            await api.reader.read(check, heavy=True)
         except exports.ExportError as exc:
             raise _report_error(exc) from None
         export_id = "exp_" + uuid.uuid4().hex[:24]
-        await blocking(exports.record, settings, export_id, export)
+        if not await blocking(exports.record, settings, export_id, export, settings.export_queue_per_tenant):
+            raise ApiError(429, f"At most {settings.export_queue_per_tenant} exports may be running per tenant",
+                           [{"field": "exports", "issue": "wait for a running export to finish"}],
+                           headers={"Retry-After": "10"}, code="EXPORT_QUEUE_FULL")
         pool.submit(_export_quietly, settings, export, export_id)
         stored = await blocking(exports.get_export, settings, key.tenant_id, export_id)
-        return respond(request, "Export started", _export_data(stored), status=202,
+        return respond(request, "Export started", _export_data(stored, None), status=202,
                        headers={"Location": f"{PREFIX}/exports/{export_id}"})
 
     async def stored_export(tenant: str, export_id: str) -> dict:
@@ -260,12 +268,14 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_write) ->
 
     @app.get(f"{PREFIX}/exports/{{exportId}}", tags=["export"], summary="An export's status",
              responses={200: {"model": DataEnvelope}, **ERRORS})
-    async def get_export(request: Request, exportId: ObjectId, key=exports_write) -> Response:
-        return respond(request, "Export", _export_data(await stored_export(key.tenant_id, exportId)))
+    async def get_export(request: Request, exportId: ObjectId, key=exports_read) -> Response:
+        stored = await stored_export(key.tenant_id, exportId)
+        url = await blocking(exports.download_url, settings, stored)  # signed now, never stored
+        return respond(request, "Export", _export_data(stored, url))
 
     @app.get(f"{PREFIX}/exports/{{exportId}}/download", tags=["export"], summary="Download an export's file",
              responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS}, response_class=Response)
-    async def download_export(exportId: ObjectId, key=exports_write) -> Response:
+    async def download_export(exportId: ObjectId, key=exports_read) -> Response:
         stored = await stored_export(key.tenant_id, exportId)
         if stored["status"] != "succeeded":
             raise ApiError(409, f"The export is {stored['status']}", [{"field": "exportId", "issue": "not ready"}],
@@ -286,13 +296,13 @@ def _export_quietly(settings, export, export_id: str) -> None:
         log.exception("export %s failed", export_id)
 
 
-def _export_data(stored: dict) -> dict[str, Any]:
+def _export_data(stored: dict, signed_url: str | None) -> dict[str, Any]:
     request = json.loads(stored["request"])
-    url = stored["url"] or (f"{PREFIX}/exports/{stored['export_id']}/download" if stored["status"] == "succeeded"
-                            else None)
+    url = signed_url or (f"{PREFIX}/exports/{stored['export_id']}/download" if stored["status"] == "succeeded"
+                         else None)
     return {"id": stored["export_id"], "status": stored["status"], "dataset": request["dataset"],
             "format": request["format"], "rowCount": stored["rows"], "downloadUrl": url,
-            "dataFreshAsOf": stored["data_freshness_watermark"], "error": stored["error"],
+            "dataFreshAsOf": stored["data_freshness_watermark"], "error": exports.public_error(stored["error"]),
             "createdAt": stored["created_at"], "finishedAt": stored["finished_at"]}
 
 

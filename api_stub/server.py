@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -20,7 +21,7 @@ import time
 
 import uvicorn
 
-from orchestration.settings import get_settings
+from orchestration.settings import SecretError, get_settings
 
 log = logging.getLogger("leadron.api.server")
 _PR_SET_PDEATHSIG = 1
@@ -47,7 +48,8 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+def _worker(host: str, port: int, log_level: str, workers: int) -> None:
+    os.environ["LEADRON_API_WORKERS"] = str(workers)  # each worker enforces 1/N of every rate limit
     if sys.platform == "linux":  # a worker never outlives its supervisor (even one killed with SIGKILL)
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -64,7 +66,7 @@ def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
     spawn = multiprocessing.get_context("spawn")
 
     def start() -> multiprocessing.Process:
-        proc = spawn.Process(target=_worker, args=(host, port, log_level), daemon=False)
+        proc = spawn.Process(target=_worker, args=(host, port, log_level, workers), daemon=False)
         proc.start()
         return proc
 
@@ -99,7 +101,11 @@ def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     settings = get_settings()
-    settings.ensure_dirs()
+    settings.restrict_permissions()
+    try:  # refuse to start with no secret, or one too short to sign with (a clear message, no traceback)
+        settings.secret()
+    except SecretError as exc:
+        raise SystemExit(f"leadron serve: {exc}") from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if workers == 1:
         uvicorn.Server(_config(host, port, settings.log_level)).run()

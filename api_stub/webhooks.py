@@ -20,7 +20,6 @@ Mailgun (one JSON object with `signature` and `event-data`):
 from __future__ import annotations
 
 import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,15 +77,6 @@ def sendgrid_events(payload: Any) -> list[tuple[dict[str, Any] | None, str]]:
             body["ip"] = item["ip"]
         out.append(({k: v for k, v in body.items() if v is not None}, ""))
     return out
-
-
-def mailgun_signature_ok(signing_key: str, signature: Any) -> bool:
-    """Mailgun's scheme: hex HMAC-SHA256 of timestamp + token with the webhook signing key."""
-    if not isinstance(signature, dict):
-        return False
-    timestamp, token, given = (str(signature.get(k, "")) for k in ("timestamp", "token", "signature"))
-    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given)
 
 
 def mailgun_event(payload: Any) -> tuple[dict[str, Any] | None, str]:

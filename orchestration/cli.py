@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -173,7 +174,28 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 def cmd_keys_webhook_url(args: argparse.Namespace) -> int:
     from api_stub.tracking import webhook_token
+    from api_stub.webhook_auth import sendgrid_public_key
 
+    store = _keystore()
+    key = args.verification_key
+    if key == "-":  # from stdin, so the key stays out of the shell history and the process list
+        key = sys.stdin.readline().strip()
+    if key:
+        if args.provider == "sendgrid":
+            try:
+                sendgrid_public_key(key)
+            except ValueError as exc:
+                print(f"leadron keys webhook-url: --verification-key: {exc}", file=sys.stderr)
+                return 2
+        try:
+            store.set_webhook_key(args.tenant, args.provider, key)
+        except ValueError as exc:
+            print(f"leadron keys webhook-url: {exc}", file=sys.stderr)
+            return 2
+    elif store.webhook_key(args.tenant, args.provider) is None:
+        print(f"leadron keys webhook-url: --verification-key is needed: no {args.provider} key is registered for "
+              f"{args.tenant}, and unsigned webhooks are refused", file=sys.stderr)
+        return 2
     token = webhook_token(get_settings().secret(), args.tenant, args.provider)
     print(f"{args.base_url.rstrip('/')}/v1/analytics/webhooks/{args.provider}/{token}")
     return 0
@@ -264,12 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True)
     p.add_argument("--provider", choices=["sendgrid", "mailgun"], required=True)
     p.add_argument("--base-url", default="http://127.0.0.1:8000")
+    p.add_argument("--verification-key", default=None, metavar="KEY",
+                   help="the provider's key, stored with the tenant: SendGrid's Signed Event Webhook verification "
+                        "key (base64 public key), Mailgun's webhook signing key; '-' reads it from stdin. Needed "
+                        "the first time: a webhook that does not verify is refused with 401")
     p.set_defaults(func=cmd_keys_webhook_url)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    os.umask(0o077)  # every file Leadron writes (keys, the API log, metadata, exports) is its owner's only
     args = build_parser().parse_args(argv)
     return args.func(args)
 

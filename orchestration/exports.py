@@ -12,12 +12,13 @@ signed URL returned.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,6 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.publish import publication_record, published_copy
 from orchestration.settings import Settings
+
+log = logging.getLogger("leadron.exports")
+INTERNAL = "internal: "  # an error whose details are for the operator (log), not for the tenant
+QUEUE_WINDOW = timedelta(hours=1)  # a 'running' export older than this no longer holds a queue place
 
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Ident = Annotated[str, Field(min_length=1, max_length=128)]
@@ -79,7 +84,7 @@ class ExportResult:
     export_id: str
     path: Path
     rows: int
-    url: str | None
+    object_key: str | None  # in the bucket, when uploaded; download URLs are signed on request, never stored
     data_freshness_watermark: str | None
 
 
@@ -160,10 +165,38 @@ def _store(settings: Settings) -> sqlite3.Connection:
     return con
 
 
-def record(settings: Settings, export_id: str, request: ExportRequest) -> None:
+def record(settings: Settings, export_id: str, request: ExportRequest, queue_limit: int | None = None) -> bool:
+    """Record a new running export; False (nothing recorded) when the tenant already has `queue_limit`
+    exports running (started within QUEUE_WINDOW: one a crash left 'running' frees its place)."""
+    now = datetime.now(UTC)
     with closing(_store(settings)) as con, con:
+        con.execute("BEGIN IMMEDIATE")  # count and insert under one write lock (API workers share the file)
+        if queue_limit is not None:
+            running = con.execute("SELECT count(*) FROM exports WHERE tenant_id = ? AND status = 'running' "
+                                  "AND created_at > ?", [request.tenant_id, (now - QUEUE_WINDOW).isoformat()]).fetchone()[0]
+            if running >= queue_limit:
+                return False
         con.execute("INSERT INTO exports (export_id, tenant_id, request, status, created_at) VALUES (?, ?, ?, ?, ?)",
-                    [export_id, request.tenant_id, request.model_dump_json(), "running", datetime.now(UTC).isoformat()])
+                    [export_id, request.tenant_id, request.model_dump_json(), "running", now.isoformat()])
+    return True
+
+
+def public_error(error: str | None) -> str | None:
+    """What a tenant is told of a failed export: our own validation messages, else a generic line."""
+    if error is None:
+        return None
+    return "the export failed; the operator has the details" if error.startswith(INTERNAL) else error
+
+
+def download_url(settings: Settings, stored: dict) -> str | None:
+    """A signed GET URL for an uploaded export, valid LEADRON_S3_URL_TTL seconds from now."""
+    if stored["status"] != "succeeded" or not stored["object_key"] or not settings.s3_bucket:
+        return None
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+    return client.generate_presigned_url("get_object", Params={"Bucket": settings.s3_bucket, "Key": stored["object_key"]},
+                                         ExpiresIn=settings.s3_url_ttl_s)
 
 
 def get_export(settings: Settings, tenant_id: str, export_id: str) -> dict | None:
@@ -189,11 +222,13 @@ def run_export(settings: Settings, request: ExportRequest, export_id: str | None
     try:
         result = _write(settings, request, export_id)
     except Exception as error:
-        _finish(settings, export_id, status="failed", error=str(error))
+        if not isinstance(error, ExportError):
+            log.exception("export %s failed", export_id)
+        _finish(settings, export_id, status="failed",
+                error=str(error) if isinstance(error, ExportError) else f"{INTERNAL}{error.__class__.__name__}: {error}")
         raise
-    _finish(settings, export_id, status="succeeded", rows=result.rows, path=str(result.path), url=result.url,
-            object_key=f"{request.tenant_id}/{result.path.name}" if result.url else None,
-            data_freshness_watermark=result.data_freshness_watermark)
+    _finish(settings, export_id, status="succeeded", rows=result.rows, path=str(result.path), url=None,
+            object_key=result.object_key, data_freshness_watermark=result.data_freshness_watermark)
     return result
 
 
@@ -222,18 +257,16 @@ def _write(settings: Settings, request: ExportRequest, export_id: str) -> Export
             # COPY cannot bind its target; the path is built here from a uuid and a validated tenant id.
             con.execute(f"COPY ({sql}) TO '{str(partial).replace(chr(39), chr(39) * 2)}' ({options})", params)
     os.replace(partial, target)
-    url = _upload(settings, target, f"{request.tenant_id}/{target.name}") if request.upload else None
-    return ExportResult(export_id, target, int(rows), url, mark)
+    key = _upload(settings, target, f"{request.tenant_id}/{target.name}") if request.upload else None
+    return ExportResult(export_id, target, int(rows), key, mark)
 
 
 def _upload(settings: Settings, path: Path, key: str) -> str | None:
-    """Upload to the S3-compatible bucket, if one is configured; a signed GET URL valid for the TTL."""
+    """Upload to the S3-compatible bucket, if one is configured; the object's key."""
     if not settings.s3_bucket:
         return None
     import boto3
 
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
-    client.upload_file(str(path), settings.s3_bucket, key)
-    return client.generate_presigned_url("get_object", Params={"Bucket": settings.s3_bucket, "Key": key},
-                                         ExpiresIn=settings.s3_url_ttl_s)
+    boto3.client("s3", endpoint_url=settings.s3_endpoint_url).upload_file(str(path), settings.s3_bucket, key)
+    return key
 

@@ -66,6 +66,11 @@ def _store(settings: Settings) -> sqlite3.Connection:
     return con
 
 
+def public_delivery_error(error: str | None) -> str | None:
+    """What a tenant is told of a failed delivery (the details stay in the store and the run's log)."""
+    return None if error is None else "the delivery failed; the operator has the details"
+
+
 def deliveries(settings: Settings, tenant_id: str, report_id: str, schedule_id: str | None = None) -> list[dict]:
     """A report's deliveries (of one schedule when given), oldest first."""
     with closing(_store(settings)) as con:
@@ -79,6 +84,13 @@ def _record(settings: Settings, **row) -> None:
     with closing(_store(settings)) as con, con:
         con.execute(f"INSERT INTO deliveries ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                     list(row.values()))
+
+
+def record_failure(settings: Settings, tenant_id: str, report_id: str, schedule_id: str, error: str) -> None:
+    """A schedule the sensor could not evaluate, as a failed delivery its owner sees in the history."""
+    now = datetime.now(UTC).isoformat()
+    _record(settings, delivery_id=uuid.uuid4().hex, tenant_id=tenant_id, report_id=report_id,
+            schedule_id=schedule_id, due_at=now, status="failed", error=error, sent_at=now)
 
 
 def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSchedule, due: datetime,

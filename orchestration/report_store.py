@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from orchestration.report_schedules import ReportSchedule
+from orchestration.report_schedules import MAX_SCHEDULES_PER_TENANT, ReportSchedule
 from orchestration.reports import ReportDefinition, load_definitions
 from orchestration.settings import Settings
+
+log = logging.getLogger("leadron.reports")
 
 META = sa.MetaData()
 REPORTS = sa.Table(
@@ -136,9 +139,17 @@ def _schedule(row: Any) -> dict:
             "created_at": row.created_at, "updated_at": row.updated_at}
 
 
+class ScheduleLimitError(ValueError):
+    """The tenant has MAX_SCHEDULES_PER_TENANT schedules already."""
+
+
 def create_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> dict:
     now = _now()
     with engine(settings).begin() as con:
+        count = con.execute(sa.select(sa.func.count()).select_from(SCHEDULES)
+                            .where(SCHEDULES.c.tenant_id == tenant_id)).scalar_one()
+        if count >= MAX_SCHEDULES_PER_TENANT:
+            raise ScheduleLimitError(f"schedules: a tenant has at most {MAX_SCHEDULES_PER_TENANT} schedules")
         con.execute(SCHEDULES.insert().values(schedule_id=schedule.id, report_id=report_id, tenant_id=tenant_id,
                                               schedule=schedule.model_dump_json(), created_at=now, updated_at=now))
     return {"schedule": schedule, "report_id": report_id, "created_at": now, "updated_at": now}
@@ -201,7 +212,13 @@ def stored_definitions(settings: Settings) -> list[ReportDefinition]:
     by_report: dict[str, list[dict]] = {}
     for row in schedules:
         by_report.setdefault(row.report_id, []).append(json.loads(row.schedule))
-    return [_definition(r, by_report.get(r.report_id)) for r in reports]
+    out = []
+    for row in reports:
+        try:
+            out.append(_definition(row, by_report.get(row.report_id)))
+        except ValueError as error:  # stored before a rule existed: reported, and the other reports go on
+            log.error("stored report %s of tenant %s is not valid any more: %s", row.report_id, row.tenant_id, error)
+    return out
 
 
 def all_definitions(settings: Settings) -> list[ReportDefinition]:

@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orchestration.mailer import header_value
+
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 COUNTS = ("sent", "delivered", "bounced", "hard_bounced", "soft_bounced", "opens_total", "unique_opens",
           "clicks_total", "unique_clicks", "replied", "positive_replied")
@@ -127,6 +129,12 @@ class ReportDefinition(BaseModel):
         if value not in available_timezones() and value != "UTC":
             raise ValueError(f"unknown time zone {value!r}")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # The name becomes the e-mail's Subject: refused here, at creation, not only when a send fails.
+        return header_value("name", value)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Every variable is listed in `.env.example` and in the README.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,17 @@ class Settings:
     api_seal_interval_s: float
     api_status_index_interval_s: float
     api_secret: str | None
-    mailgun_signing_key: str | None
+    tracking_token_ttl_days: int
+    tracking_dedup_s: int
+    webhook_tolerance_s: int
+    auth_failure_rate: float
+    anonymous_rate: float
+    api_workers: int
+    read_timeout_s: float
+    read_memory_limit: str
+    read_pool_size: int
+    heavy_read_pool_size: int
+    export_queue_per_tenant: int
     log_level: str
     as_of: str | None
     ml_min_leads: int
@@ -96,23 +107,101 @@ class Settings:
         # Part of the landing zone: the API's durable log, sealed into landing batches.
         return self.landing_dir / "api" / "events.sqlite"
 
-    def secret(self) -> bytes:
-        """HMAC key for tracking and webhook tokens: LEADRON_API_SECRET, else one generated once under api/."""
-        if self.api_secret:
-            return self.api_secret.encode()
-        path = self.api_dir / "secret"
-        if not path.exists():
-            import secrets
+    @property
+    def secret_path(self) -> Path:
+        return self.api_dir / "secret"
 
-            self.api_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+    def secret(self) -> bytes:
+        """HMAC key for tracking and webhook tokens: LEADRON_API_SECRET, else one generated once under api/.
+
+        The generated one is written whole before anyone can read it (temporary file, fsync, then a hard
+        link that fails when another process won the race), so every process of a fresh home uses one key
+        and a crash mid-write leaves only a temporary file. A key shorter than MIN_SECRET_BYTES is refused:
+        with an empty key anyone could forge tracking and webhook tokens for any tenant."""
+        if self.api_secret:
+            if len(self.api_secret.encode()) < MIN_SECRET_BYTES:
+                raise SecretError(f"LEADRON_API_SECRET is {len(self.api_secret.encode())} bytes; it must be at least "
+                                  f"{MIN_SECRET_BYTES} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+            return self.api_secret.encode()
+        path = self.secret_path
+        value = _read_secret(path)
+        if value is None or value == b"":  # never written, or the debris of a start that died mid-write
+            value = _create_secret(path)
+        if len(value) < MIN_SECRET_BYTES:
+            raise SecretError(f"{path} holds a {len(value)}-byte secret; at least {MIN_SECRET_BYTES} are needed. "
+                              "Replace it (tokens signed with it stop working) or set LEADRON_API_SECRET.")
+        return value
 
     def ensure_dirs(self) -> None:
-        for path in (self.home, self.events_landing_dir, self.dimensions_landing_dir, self.dagster_home):
+        private_dir(self.home)
+        for path in (self.events_landing_dir, self.dimensions_landing_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
+
+    def restrict_permissions(self) -> None:
+        """LEADRON_HOME 0700 and its secrets 0600, also for a home made by an older version (a server start)."""
+        os.umask(0o077)
+        self.ensure_dirs()
+        for folder in (self.api_dir, self.api_events_path.parent, self.exports_dir):
+            if folder.exists():
+                os.chmod(folder, 0o700)
+        for name in (self.api_keys_path, self.secret_path, self.api_events_path, self.home / "metadata.sqlite",
+                     self.home / "deliveries.sqlite", self.exports_dir / "exports.sqlite"):
+            for path in (name, Path(f"{name}-wal"), Path(f"{name}-shm")):
+                if path.exists():
+                    os.chmod(path, 0o600)
+
+
+MIN_SECRET_BYTES = 32
+
+
+class SecretError(RuntimeError):
+    """The HMAC secret is missing or too short to sign with."""
+
+
+def private_dir(path: Path) -> Path:
+    """A folder only its owner can enter (LEADRON_HOME holds keys, the API log and exports)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _read_secret(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _create_secret(path: Path) -> bytes:
+    """Generate the secret under a lock (workers of a fresh home start together); written whole or not at all."""
+    import fcntl
+    import secrets
+
+    private_dir(path.parent)
+    with open(path.with_name(".secret.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        value = _read_secret(path)
+        if value:  # another process made it while we waited
+            return value
+        tmp = path.with_name(f".secret-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: readers see no file or the whole key
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return path.read_bytes().strip()
+
+
+def _memory(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
+        raise ValueError(f"LEADRON_READ_MEMORY_LIMIT: {value!r} is not a size such as 4GB or 512MiB")
+    return value
 
 
 def get_settings() -> Settings:
@@ -125,13 +214,23 @@ def get_settings() -> Settings:
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
         writer_lock_timeout_s=float(_env("LEADRON_WRITER_LOCK_TIMEOUT", "900")),
-        api_rate_per_s=float(_env("LEADRON_RATE_LIMIT", "1000")),
-        api_rate_burst=float(_env("LEADRON_RATE_BURST", "2000")),
+        api_rate_per_s=float(_env("LEADRON_RATE_LIMIT", "5000")),
+        api_rate_burst=float(_env("LEADRON_RATE_BURST", "10000")),
         api_max_body_bytes=int(_env("LEADRON_MAX_BODY_BYTES", str(1024 * 1024))),
         api_seal_interval_s=float(_env("LEADRON_SEAL_INTERVAL", "5")),
         api_status_index_interval_s=float(_env("LEADRON_STATUS_INDEX_INTERVAL", "0.5")),
         api_secret=os.environ.get("LEADRON_API_SECRET") or None,
-        mailgun_signing_key=os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY") or None,
+        tracking_token_ttl_days=int(_env("LEADRON_TRACKING_TOKEN_TTL_DAYS", "180")),
+        tracking_dedup_s=int(_env("LEADRON_TRACKING_DEDUP_SECONDS", "60")),
+        webhook_tolerance_s=int(_env("LEADRON_WEBHOOK_TOLERANCE", "300")),
+        auth_failure_rate=float(_env("LEADRON_AUTH_FAILURE_RATE", "20")),
+        anonymous_rate=float(_env("LEADRON_ANONYMOUS_RATE_LIMIT", "200")),
+        api_workers=max(1, int(_env("LEADRON_API_WORKERS", "1"))),
+        read_timeout_s=float(_env("LEADRON_READ_TIMEOUT", "15")),
+        read_memory_limit=_memory(_env("LEADRON_READ_MEMORY_LIMIT", "4GB")),
+        read_pool_size=int(_env("LEADRON_READ_POOL", "8")),
+        heavy_read_pool_size=int(_env("LEADRON_HEAVY_READ_POOL", "2")),
+        export_queue_per_tenant=int(_env("LEADRON_EXPORT_QUEUE_PER_TENANT", "3")),
         log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),
         as_of=os.environ.get("LEADRON_AS_OF") or None,
         ml_min_leads=int(_env("LEADRON_ML_MIN_LEADS", "100")),

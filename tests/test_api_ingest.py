@@ -22,7 +22,7 @@ EVENTS = "/v1/analytics/events"
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("api") / "home"
     home.mkdir()
-    srv = Server(home, {"LEADRON_SEAL_INTERVAL": "0.5", "MAILGUN_WEBHOOK_SIGNING_KEY": "mg-test-signing-key"}).start()
+    srv = Server(home, {"LEADRON_SEAL_INTERVAL": "0.5"}).start()
     yield srv
     srv.stop()
 

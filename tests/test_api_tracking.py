@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from api_stub import tracking
 from tests.api_server import Server, post_json
 from tests.conftest import use_home
+from tests.webhook_signing import SendGridAccount, mailgun_signature
 
 STATUS = "/v1/analytics/events/status"
 MAILGUN_KEY = "mg-test-signing-key"
@@ -24,9 +24,30 @@ MAILGUN_KEY = "mg-test-signing-key"
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("tracking") / "home"
     home.mkdir()
-    srv = Server(home, {"LEADRON_SEAL_INTERVAL": "0.5", "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}).start()
+    srv = Server(home, {"LEADRON_SEAL_INTERVAL": "0.5"}).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def sendgrid(server):
+    account = SendGridAccount()
+    register(server, "acme-corp", "sendgrid", account.verification_key)
+    return account
+
+
+@pytest.fixture(scope="module")
+def mailgun(server):
+    register(server, "acme-corp", "mailgun", MAILGUN_KEY)
+    return MAILGUN_KEY
+
+
+def register(server, tenant: str, provider: str, key: str) -> str:
+    """`leadron keys webhook-url` with the provider's key on stdin: the URL it prints."""
+    env = {**os.environ, "LEADRON_HOME": str(server.home)}
+    return subprocess.run([sys.executable, "-m", "orchestration.cli", "keys", "webhook-url", "--tenant", tenant,
+                           "--provider", provider, "--base-url", server.url, "--verification-key", "-"],
+                          input=key + "\n", env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +113,10 @@ def sendgrid_payload(now: int) -> list[dict]:
     ]
 
 
-def test_sendgrid_webhook_maps_events(server, secret, acme):
+def test_sendgrid_webhook_maps_events(server, secret, acme, sendgrid):
     url = f"/v1/analytics/webhooks/sendgrid/{tracking.webhook_token(secret, 'acme-corp', 'sendgrid')}"
     now = int(time.time()) - 60
-    response = post_json(server.client(), url, sendgrid_payload(now))
+    response = sendgrid.post(server.client(), url, sendgrid_payload(now))
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["accepted"] == 5 and data["rejected"] == []
@@ -106,11 +127,11 @@ def test_sendgrid_webhook_maps_events(server, secret, acme):
     assert m1["firstOpenedAt"] == when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert status(acme, "sg-m2")["bounced"] and status(acme, "sg-m3")["bounced"]
     # SendGrid retries: the same sg_event_ids land nothing new.
-    again = post_json(server.client(), url, sendgrid_payload(now)).json()["data"]
+    again = sendgrid.post(server.client(), url, sendgrid_payload(now)).json()["data"]
     assert again["accepted"] == 0 and again["duplicates"] == 5
     # A token for another provider or a tampered one is refused.
     wrong = f"/v1/analytics/webhooks/sendgrid/{tracking.webhook_token(secret, 'acme-corp', 'mailgun')}"
-    assert post_json(server.client(), wrong, sendgrid_payload(now)).status_code == 401
+    assert sendgrid.post(server.client(), wrong, sendgrid_payload(now)).status_code == 401
 
 
 def test_sendgrid_machine_open_and_bounce_types_reach_staging_fields(server, secret):
@@ -126,11 +147,8 @@ def test_sendgrid_machine_open_and_bounce_types_reach_staging_fields(server, sec
 
 def mailgun_payload(event: str, ts: float, **extra) -> dict:
     """The shape of Mailgun's webhook (docs example) with a valid signature."""
-    token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
-    stamp = str(int(ts))
-    signature = hmac.new(MAILGUN_KEY.encode(), (stamp + token).encode(), hashlib.sha256).hexdigest()
     return {
-        "signature": {"timestamp": stamp, "token": token, "signature": signature},
+        "signature": mailgun_signature(MAILGUN_KEY, ts),
         "event-data": {
             "tags": ["my_tag_1"], "timestamp": ts, "id": f"CPgfbmQMTCKtHW6uIWtuVe-{event}",
             "campaigns": [], "user-variables": {"messageId": "mg-m1", "leadId": "L8"},
@@ -147,7 +165,7 @@ def mailgun_payload(event: str, ts: float, **extra) -> dict:
     }
 
 
-def test_mailgun_webhook_verifies_signature_and_maps_events(server, secret, acme):
+def test_mailgun_webhook_verifies_signature_and_maps_events(server, secret, acme, mailgun):
     url = f"/v1/analytics/webhooks/mailgun/{tracking.webhook_token(secret, 'acme-corp', 'mailgun')}"
     ts = time.time() - 30
     opened = post_json(server.client(), url, mailgun_payload("opened", ts))
@@ -166,12 +184,13 @@ def test_mailgun_webhook_verifies_signature_and_maps_events(server, secret, acme
 
 
 def test_webhook_url_cli_prints_a_working_url(server):
-    env = {**os.environ, "LEADRON_HOME": str(server.home)}
-    out = subprocess.run([sys.executable, "-m", "orchestration.cli", "keys", "webhook-url", "--tenant", "acme-corp",
-                          "--provider", "sendgrid", "--base-url", server.url], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    account = SendGridAccount()
+    out = register(server, "globex", "sendgrid", account.verification_key)
     assert out.startswith(f"{server.url}/v1/analytics/webhooks/sendgrid/")
     import httpx
 
-    response = httpx.post(out, json=[], timeout=10)
-    assert response.status_code == 200 and response.json()["data"]["accepted"] == 0
+    with httpx.Client(timeout=10) as client:
+        response = account.post(client, out, [])
+        assert response.status_code == 200 and response.json()["data"]["accepted"] == 0
+        # The key is the tenant's own: another account's signature does not verify.
+        assert SendGridAccount().post(client, out, []).status_code == 401

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from orchestration.demo_mail import free_port
-from orchestration.exports import ExportError, ExportRequest, get_export, run_export
+from orchestration.exports import ExportError, ExportRequest, download_url, get_export, run_export
 from orchestration.publish import current_manifest, publish, published_copy
 from tests.conftest import build, query, use_home
 
@@ -196,16 +196,24 @@ def test_upload_to_s3_compatible_storage_with_a_signed_url(built, monkeypatch):
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="leadron-exports")
         from orchestration.settings import get_settings
 
-        result = run_export(get_settings(), ExportRequest(tenant_id=tenants[1], dataset="mart_activity_daily"))
-        assert result.url and result.url.startswith(endpoint) and "Signature" in result.url
-        response = httpx.get(result.url)
+        settings = get_settings()
+        result = run_export(settings, ExportRequest(tenant_id=tenants[1], dataset="mart_activity_daily"),
+                            export_id="exp_s3")
+        assert result.object_key == f"{tenants[1]}/{result.path.name}"
+        stored = get_export(settings, tenants[1], "exp_s3")
+        # Only the object key is stored: a signed URL in the metadata store would be a credential at rest.
+        assert stored["object_key"] == result.object_key and stored["url"] is None
+        assert "Signature" not in json.dumps(stored)
+        url = download_url(settings, stored)
+        assert url and url.startswith(endpoint) and "Signature" in url
+        response = httpx.get(url)
         assert response.status_code == 200 and response.content == result.path.read_bytes()
         listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="leadron-exports")["Contents"]
         assert [o["Key"] for o in listed] == [f"{tenants[1]}/{result.path.name}"]
-        # Time-limited: the signed expiry is the TTL from now (moto does not enforce expiry, so it is read here).
+        # Time-limited: the signed expiry is the TTL from the request (moto does not enforce expiry, so it is read here).
         from urllib.parse import parse_qs, urlparse
 
-        expires = int(parse_qs(urlparse(result.url).query)["Expires"][0])
+        expires = int(parse_qs(urlparse(url).query)["Expires"][0])
         assert abs(expires - (time.time() + 2)) < 5
     finally:
         server.stop()

@@ -18,7 +18,7 @@ from orchestration.assets.reports import deliver_report, pending_deliveries, rep
 from orchestration.mailer import MailError, SmtpSettings, build_message
 from orchestration.publish import publish
 from orchestration.report_delivery import deliver, deliveries
-from orchestration.report_schedules import ReportSchedule, due_times
+from orchestration.report_schedules import ReportSchedule, latest_due
 from orchestration.reports import ReportDefinition
 from tests.conftest import Inbox, use_home
 
@@ -139,17 +139,23 @@ def test_a_schedule_in_another_timezone_fires_at_the_right_utc_instant():
                                               "timezone": "America/New_York", "recipients": ["a@acme.example"]}])
     cursor = {"daily/ny": datetime(2026, 3, 7, 0, 0, tzinfo=UTC).isoformat()}
     now = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)
-    requests, new_cursor = pending_deliveries([definition], cursor, now, published_at=now)
+    # Three due times passed since the cursor (downtime): only the latest is delivered.
+    requests, new_cursor, failures = pending_deliveries([definition], cursor, now, published_at=now)
     assert [datetime.fromisoformat(r["due_at"]).astimezone(UTC) for r in requests] == [
-        datetime(2026, 3, 7, 13, 0, tzinfo=UTC), datetime(2026, 3, 8, 12, 0, tzinfo=UTC),
-        datetime(2026, 3, 9, 12, 0, tzinfo=UTC)]
+        datetime(2026, 3, 9, 12, 0, tzinfo=UTC)] and failures == []
     assert datetime.fromisoformat(new_cursor["daily/ny"]) == datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    schedule = ReportSchedule.model_validate(definition.schedules[0])
+    assert latest_due(schedule, datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 3, 7, 14, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 7, 13, 0, tzinfo=UTC)  # before the change: 13:00 UTC
+    assert latest_due(schedule, datetime(2026, 3, 7, 14, tzinfo=UTC), datetime(2026, 3, 8, 13, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 8, 12, 0, tzinfo=UTC)  # after: 12:00 UTC
+    assert latest_due(schedule, datetime(2026, 3, 8, 12, tzinfo=UTC), datetime(2026, 3, 9, 11, 59, tzinfo=UTC)) is None
     # Published at 03:00 UTC on the 9th = 23:00 on the 8th in New York: the 9th's report waits for fresh data.
-    stale, kept = pending_deliveries([definition], cursor, now, published_at=datetime(2026, 3, 9, 3, 0, tzinfo=UTC))
-    assert len(stale) == 2 and datetime.fromisoformat(kept["daily/ny"]) == datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    stale, kept, _ = pending_deliveries([definition], cursor, now, published_at=datetime(2026, 3, 9, 3, 0, tzinfo=UTC))
+    assert stale == [] and kept == cursor
     # Monthly and weekly cadences in their zone; cron strings too.
     monthly = ReportSchedule(id="m", cadence="monthly", day=1, time="07:30", timezone="Asia/Tokyo", recipients=["a@b.example"])
-    assert due_times(monthly, datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 5, 15, tzinfo=UTC))[0].astimezone(UTC) == \
+    assert latest_due(monthly, datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 4, 15, tzinfo=UTC)).astimezone(UTC) == \
         datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="give either cron or cadence"):
         ReportSchedule(id="x", recipients=["a@b.example"])
@@ -157,18 +163,22 @@ def test_a_schedule_in_another_timezone_fires_at_the_right_utc_instant():
 
 def test_the_sensor_and_the_job_deliver_through_dagster(home, smtp, monkeypatch):
     inbox, settings_smtp = smtp
-    definition, _ = weekly()
+    definition, schedule = weekly(date_range={"start": "2026-03-01", "end": "2026-03-09"})
     home.reports_dir.mkdir(parents=True, exist_ok=True)
     (home.reports_dir / "weekly-email.yml").write_text(json.dumps(definition.model_dump(mode="json")))  # JSON is YAML
     for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(settings_smtp.port),
                        "LEADRON_SMTP_STARTTLS": "false", "LEADRON_SMTP_SENDER": "reports@leadron.test"}.items():
         monkeypatch.setenv(key, value)
+    with duckdb.connect(str(home.warehouse_path)) as con:
+        publish(con, home.publish_dir)  # published now: the latest due time's data is fresh
     instance = dg.DagsterInstance.ephemeral()
-    # The cursor says the schedule was last handled just before Tuesday 10 March 08:00 UTC; the sensor's clock is now,
-    # so that due time (and any later Tuesday up to now) is requested.
-    cursor = json.dumps({"weekly-email/monday": (DUE - timedelta(minutes=1)).isoformat()})
+    # The cursor says the schedule was last handled three weeks ago; the sensor's clock is now: of the three
+    # Tuesdays 08:00 since, only the latest is requested.
+    now = datetime.now(UTC)
+    latest = latest_due(schedule, now - timedelta(days=8), now)
+    cursor = json.dumps({"weekly-email/monday": (latest - timedelta(days=21, minutes=1)).isoformat()})
     result = report_schedules.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
-    assert result.run_requests and result.run_requests[0].run_key == f"weekly-email/monday/{DUE.isoformat()}"
+    assert [r.run_key for r in result.run_requests] == [f"weekly-email/monday/{latest.isoformat()}"]
     run = deliver_report.execute_in_process(run_config=result.run_requests[0].run_config, instance=instance)
     assert run.success
     assert len(inbox.messages) == 1 and inbox.messages[0][0] == ["manager@acme.example", "ops@acme.example"]

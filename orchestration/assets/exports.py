@@ -31,7 +31,7 @@ def write_export(context: dg.OpExecutionContext, config: ExportConfig) -> dg.Out
     context.log.info(f"export {result.export_id}: {result.rows:,} rows -> {result.path}")
     return dg.Output(None, metadata={
         "export_id": result.export_id, "rows": result.rows, "path": dg.MetadataValue.path(str(result.path)),
-        "signed_url": result.url or "not uploaded (LEADRON_S3_BUCKET unset)",
+        "object_key": result.object_key or "not uploaded (LEADRON_S3_BUCKET unset)",
         "data_freshness_watermark": result.data_freshness_watermark or "unknown",
     })
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from orchestration.mailer import SmtpSettings, build_message, send
-from orchestration.report_delivery import current_publication, deliver, find_schedule
-from orchestration.report_schedules import ReportSchedule, data_is_fresh, due_times
+from orchestration.report_delivery import current_publication, deliver, find_schedule, record_failure
+from orchestration.report_schedules import ReportSchedule, data_is_fresh, latest_due
 from orchestration.report_store import all_definitions
 from orchestration.reports import ReportDefinition
 from orchestration.settings import get_settings
@@ -40,22 +40,30 @@ def deliver_report():
 
 
 def pending_deliveries(definitions: list[ReportDefinition], cursor: dict[str, str], now: datetime,
-                       published_at: datetime | None) -> tuple[list[dict], dict[str, str]]:
-    """Due deliveries since each schedule's cursor whose data is fresh, in order; and the new cursor.
-    A schedule seen for the first time starts now (no back-filling of past due times)."""
-    requests, cursor = [], dict(cursor)
+                       published_at: datetime | None) -> tuple[list[dict], dict[str, str], list[dict]]:
+    """(deliveries due whose data is fresh, the new cursor, schedules that failed to evaluate).
+
+    Per schedule: only its latest due time since its cursor (after downtime, one e-mail, not one per missed
+    due time); a schedule seen for the first time starts now (no back-filling). Each schedule is evaluated
+    on its own, so one that cannot be (bad cron, bad zone) is reported and never stops the others. The new
+    cursor holds only the schedules that exist, so deleted ones leave it."""
+    requests, failures, new_cursor = [], [], {}
     for definition in definitions:
         for raw in definition.schedules:
-            schedule = ReportSchedule.model_validate(raw)
-            key = f"{definition.id}/{schedule.id}"
-            after = datetime.fromisoformat(cursor.get(key, now.isoformat()))
-            for due in due_times(schedule, after, now):
-                if not data_is_fresh(due, published_at):
-                    break  # wait for the night's build; try again on the next tick
+            schedule_id = str(raw.get("id")) if isinstance(raw, dict) else "?"
+            key = f"{definition.id}/{schedule_id}"
+            new_cursor[key] = cursor.get(key, now.isoformat())
+            try:
+                schedule = ReportSchedule.model_validate(raw)
+                due = latest_due(schedule, datetime.fromisoformat(new_cursor[key]), now)
+            except Exception as error:  # noqa: BLE001 - one tenant's schedule must not stop every tenant's
+                failures.append({"tenant_id": definition.tenant_id, "report_id": definition.id,
+                                 "schedule_id": schedule_id, "error": f"{error.__class__.__name__}: {error}"})
+                continue
+            if due is not None and data_is_fresh(due, published_at):  # else: wait for the night's build
                 requests.append({"report_id": definition.id, "schedule_id": schedule.id, "due_at": due.isoformat()})
-                cursor[key] = due.isoformat()
-            cursor.setdefault(key, now.isoformat())
-    return requests, cursor
+                new_cursor[key] = due.isoformat()
+    return requests, new_cursor, failures
 
 
 @dg.sensor(job=deliver_report, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -63,10 +71,19 @@ def pending_deliveries(definitions: list[ReportDefinition], cursor: dict[str, st
 def report_schedules(context: dg.SensorEvaluationContext):
     settings = get_settings()
     publication = current_publication(settings)
-    requests, cursor = pending_deliveries(all_definitions(settings),
-                                          json.loads(context.cursor or "{}"), datetime.now(UTC),
-                                          publication.published_at if publication else None)
-    context.update_cursor(json.dumps(cursor, sort_keys=True))
+    state = json.loads(context.cursor or "{}")
+    if "due" not in state:  # the cursor's first format: due times only
+        state = {"due": state, "failed": {}}
+    requests, due, failures = pending_deliveries(all_definitions(settings), state["due"], datetime.now(UTC),
+                                                 publication.published_at if publication else None)
+    failed = {}
+    for failure in failures:  # recorded once per schedule and error, not on every tick
+        key = f"{failure['report_id']}/{failure['schedule_id']}"
+        failed[key] = failure["error"]
+        if state["failed"].get(key) != failure["error"]:
+            context.log.error(f"schedule {key} of tenant {failure['tenant_id']} cannot be evaluated: {failure['error']}")
+            record_failure(settings, **failure)
+    context.update_cursor(json.dumps({"due": due, "failed": failed}, sort_keys=True))
     for r in requests:
         yield dg.RunRequest(run_key=f"{r['report_id']}/{r['schedule_id']}/{r['due_at']}",
                             run_config={"ops": {"deliver_scheduled_report": {"config": r}}})
