@@ -29,7 +29,7 @@ from api_stub.schemas import DataEnvelope, ErrorEnvelope, ExportIn, PageEnvelope
 from orchestration import exports, report_store
 from orchestration.report_delivery import deliveries, public_delivery_error
 from orchestration.report_schedules import ReportSchedule
-from orchestration.reports import ReportDefinition, ReportError, build_query, run_report
+from orchestration.reports import ReportDefinition, ReportError, build_query, fields, run_report
 
 log = logging.getLogger("leadron.api.exports")
 PREFIX = "/v1/analytics"
@@ -149,7 +149,7 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_read, hea
             settings, key.tenant_id, reportId, status="succeeded", row_count=len(rows), rows=orjson.dumps(shaped).decode(),
             publication_version=fresh.version, data_fresh_as_of=fresh.watermark))
         stored = await blocking(report_store.get_run, settings, key.tenant_id, reportId, run_id)
-        return respond(request, "Report run", _run_data(stored), fresh, status=201,
+        return respond(request, "Report run", _run_data(stored, definition), fresh, status=201,
                        headers={"Location": f"{PREFIX}/reports/{reportId}/runs/{run_id}"})
 
     @app.get(f"{PREFIX}/reports/{{reportId}}/runs/{{runId}}", tags=["reports"], summary="A run's result",
@@ -158,7 +158,8 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_read, hea
         stored = await blocking(report_store.get_run, settings, key.tenant_id, reportId, runId)
         if stored is None:
             raise not_found("Run", "runId")
-        return respond(request, "Report run", _run_data(stored))
+        definition = (await stored_report(key.tenant_id, reportId))["definition"]
+        return respond(request, "Report run", _run_data(stored, definition))
 
     # ---- schedules --------------------------------------------------------------------------------
     def schedule_of(schedule_id: str, body) -> ReportSchedule:
@@ -306,8 +307,10 @@ def _export_data(stored: dict, signed_url: str | None) -> dict[str, Any]:
             "createdAt": stored["created_at"], "finishedAt": stored["finished_at"]}
 
 
-def _run_data(stored: dict) -> dict[str, Any]:
+def _run_data(stored: dict, definition: ReportDefinition) -> dict[str, Any]:
     return {"id": stored["run_id"], "reportId": stored["report_id"], "status": stored["status"],
             "createdAt": stored["created_at"], "rowCount": stored["row_count"],
+            # Each column's label and unit from the catalogue, beside the rows (keyed by the catalogue names).
+            "fields": fields([*definition.dimensions, *definition.metrics]),
             "rows": orjson.loads(stored["rows"]) if stored["rows"] else [],
             "publicationVersion": stored["publication_version"], "dataFreshAsOf": stored["data_fresh_as_of"]}

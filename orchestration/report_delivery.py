@@ -15,11 +15,7 @@ from orchestration.mailer import SmtpSettings, build_message, send
 from orchestration.publish import publication_record, published_copy
 from orchestration.report_schedules import ReportSchedule
 from orchestration.report_store import all_definitions
-from orchestration.reports import (
-    ReportDefinition,
-    build_query,
-    run_report,
-)
+from orchestration.reports import ReportDefinition, build_query, run_headlines, run_report
 from orchestration.settings import Settings
 
 MIME = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -108,6 +104,7 @@ def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSc
         with closing(duckdb.connect(str(copy), read_only=True)) as con:
             publication = _publication(con)
             rows = run_report(con, definition, due)
+            headlines = run_headlines(con, definition, due)
         base |= {"rows": len(rows), "data_freshness_watermark": publication.watermark,
                  "publication_version": publication.version}
         if not rows and schedule.skip_when_empty:
@@ -119,13 +116,18 @@ def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSc
         footer = (f"Data fresh to {publication.watermark or 'unknown'} UTC (publication {publication.version}). "
                   f"Sent by Leadron Analytics for schedule {schedule.id}.")
         columns = query.columns
+        days = (query.end - query.start).days
         png = render.chart_png(definition, rows)
-        html = render.to_html(definition, rows, columns, period, footer, chart_src="cid:chart" if png else None)
-        text = "\n".join([subject, "", "\t".join(columns),
+        html = render.to_html(definition, rows, columns, period, footer, chart_src="cid:chart" if png else None,
+                              headlines=headlines, period_days=days)
+        # The plain-text part leads with the headline numbers: what a phone's preview shows.
+        text = "\n".join([subject, "", *render.headline_lines(headlines, days), "",
+                          "\t".join(render.label(c) for c in columns),
                           *("\t".join(render.cell(c, r[c]) for c in columns) for r in rows), "", footer])
         files = {"csv": lambda: render.to_csv(rows, columns), "xlsx": lambda: render.to_xlsx(rows, columns, definition.id),
-                 "pdf": lambda: render.to_pdf(definition, rows, columns, period),
-                 "html": lambda: render.to_html(definition, rows, columns, period, footer).encode()}
+                 "pdf": lambda: render.to_pdf(definition, rows, columns, period, headlines, days),
+                 "html": lambda: render.to_html(definition, rows, columns, period, footer, headlines=headlines,
+                                                period_days=days).encode()}
         attachments = [(f"{definition.id}-{query.end.isoformat()}.{fmt}", MIME[fmt], files[fmt]())
                        for fmt in schedule.formats]
         smtp = smtp or SmtpSettings.from_env()

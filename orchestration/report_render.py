@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 from datetime import date, datetime
 
 import jinja2
@@ -13,9 +14,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from orchestration.exports import neutralise  # noqa: E402
-from orchestration.reports import RATIOS, ReportDefinition  # noqa: E402
+from orchestration.reports import LABELS, RATIOS, Headline, ReportDefinition  # noqa: E402
+
+PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#64748b")
+GOOD, BAD, NEUTRAL = "#1f7a3a", "#b42318", "#616e7c"
 
 
 def cell(column: str, value: object) -> str:
@@ -33,9 +38,33 @@ def cell(column: str, value: object) -> str:
     return str(value)
 
 
+def label(column: str) -> str:
+    return LABELS[column].label
+
+
+def headline_value(h: Headline) -> str:
+    return cell(h.metric, h.value)
+
+
+def headline_change(h: Headline, period_days: int) -> str:
+    """"+2.1 pts vs previous 7 days" for rates, "+12% vs ..." for counts; what a phone preview shows."""
+    against = f"vs previous {period_days} day{'s' if period_days != 1 else ''}"
+    if h.change is None:
+        return f"no data for the previous {period_days} days" if h.previous is None or not h.previous else against
+    if h.label.unit == "%":
+        return f"{h.change * 100:+.1f} pts {against}"
+    return f"{h.change * 100:+.{1 if abs(h.change) < 0.1 else 0}f}% {against}"  # "-0.2%", not "-0%"
+
+
+def headline_lines(headlines: list[Headline], period_days: int) -> list[str]:
+    return [f"{h.label.label}: {headline_value(h)} ({headline_change(h, period_days)})" for h in headlines]
+
+
 def to_csv(rows: list[dict], columns: list[str]) -> bytes:
+    """Row 1: the labels a person reads; row 2: the catalogue names, for machines; then the data."""
     out = io.StringIO()
     writer = csv.writer(out)
+    writer.writerow([label(c) for c in columns])
     writer.writerow(columns)
     for row in rows:
         writer.writerow([neutralise(row[c]) if row[c] is not None else "" for c in columns])
@@ -43,20 +72,54 @@ def to_csv(rows: list[dict], columns: list[str]) -> bytes:
 
 
 def to_xlsx(rows: list[dict], columns: list[str], title: str) -> bytes:
+    """Labels as the header (each with a note holding the catalogue name), rates formatted as percentages."""
     import openpyxl
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font
 
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = title[:31] or "report"
-    sheet.append(columns)
+    sheet.append([label(c) for c in columns])
+    for index, column in enumerate(columns, start=1):
+        header = sheet.cell(row=1, column=index)
+        header.font = Font(bold=True)
+        header.comment = Comment(f"field: {column}", "Leadron Analytics")
+        sheet.column_dimensions[header.column_letter].width = max(12, len(header.value) + 2)
     for row in rows:
         sheet.append([neutralise(row[c]) for c in columns])
+    for index, column in enumerate(columns, start=1):
+        if LABELS[column].unit == "%":
+            for (value_cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                value_cell.number_format = "0.0%"
+    sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
+def _tick_label(value: object, count: int) -> str:
+    """Dates as a person reads them on an axis: "Mon 24 Nov" for a week of days, "24 Nov" for more."""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return value.strftime("%a %d %b") if count <= 10 else value.strftime("%d %b")
+    return str(value) if value is not None else "–"
+
+
+def _value_axis(ax, unit: str) -> None:
+    if unit == "%":
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    else:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
 def chart_png(definition: ReportDefinition, rows: list[dict]) -> bytes | None:
+    """The report's chart: human labels, percent axes for rates, thousands separators, no title (the e-mail
+    and the PDF carry it), a second y-axis only when the series' units differ."""
     chart = definition.chart
     if chart is None or not rows:
         return None
@@ -65,27 +128,44 @@ def chart_png(definition: ReportDefinition, rows: list[dict]) -> bytes | None:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     if chart.type == "cohort_heatmap" and len(definition.dimensions) >= 2:
         _heatmap(ax, rows, definition.dimensions[0], definition.dimensions[1], y_fields[0])
-        return _png(fig, definition.name)
+        return _png(fig)
     if chart.type == "funnel":
         # One bar per metric, in the order given (e.g. sent -> delivered -> unique_opens -> replied), summed.
         totals = [sum(r[f] or 0 for r in rows) for f in y_fields]
-        ax.barh(list(reversed(y_fields)), list(reversed(totals)))
+        ax.barh([label(f) for f in reversed(y_fields)], list(reversed(totals)), color=PALETTE[0])
         for position, total in enumerate(reversed(totals)):
             ax.text(total, position, f" {total:,}", va="center", fontsize=8)
-        return _png(fig, definition.name)
-    labels = [cell(x_field, r[x_field]) if x_field else "" for r in rows]
-    positions = range(len(rows))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        return _png(fig)
+    units = list(dict.fromkeys(LABELS[f].unit for f in y_fields))
+    axes = {units[0]: ax}
+    if len(units) > 1:  # counts and rates: two scales, never more
+        axes[units[1]] = ax.twinx()
+    positions = list(range(len(rows)))
+    handles = []
     for index, field in enumerate(y_fields):
+        target = axes.get(LABELS[field].unit, ax)
         values = [r[field] if r[field] is not None else 0 for r in rows]
+        colour = PALETTE[index % len(PALETTE)]
         if chart.type == "line":
-            ax.plot(list(positions), values, marker="o", label=field)
+            handles += target.plot(positions, values, marker="o", markersize=3, color=colour, label=label(field))
         else:
             width = 0.8 / len(y_fields)
-            ax.bar([p + index * width for p in positions], values, width=width, label=field)
-    ax.set_xticks(list(positions))
-    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
-    ax.legend(fontsize=8)
-    return _png(fig, definition.name)
+            handles.append(target.bar([p + (index - (len(y_fields) - 1) / 2) * width for p in positions], values,
+                                      width=width, color=colour, label=label(field)))
+    for unit, target in axes.items():
+        _value_axis(target, unit)
+        if len(axes) > 1:  # which series reads on which side
+            target.set_ylabel(", ".join(label(f) for f in y_fields if LABELS[f].unit == unit), fontsize=8)
+    step = max(1, math.ceil(len(rows) / 8))  # at most about 8 labels: readable for 7, 30 or 90 days
+    ax.set_xticks(positions[::step])
+    ax.set_xticklabels([_tick_label(r[x_field], len(rows)) if x_field else "" for r in rows][::step], fontsize=7,
+                       rotation=0 if len(rows) <= 10 else 30, ha="center" if len(rows) <= 10 else "right")
+    for side in ("top", "right") if len(axes) == 1 else ("top",):
+        ax.spines[side].set_visible(False)
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", ncols=min(4, len(handles)),
+              bbox_to_anchor=(0, 1.14))
+    return _png(fig)
 
 
 def _heatmap(ax, rows: list[dict], row_field: str, column_field: str, value_field: str) -> None:
@@ -100,47 +180,76 @@ def _heatmap(ax, rows: list[dict], row_field: str, column_field: str, value_fiel
     image = ax.imshow(matrix, aspect="auto", cmap="Blues")
     ax.set_yticks(range(len(row_keys)), [cell(row_field, k) for k in row_keys], fontsize=6)
     ax.set_xticks(range(len(column_keys)), [cell(column_field, k) for k in column_keys], fontsize=7)
-    ax.set_xlabel(column_field)
-    ax.figure.colorbar(image, ax=ax, label=value_field)
+    ax.set_xlabel(label(column_field), fontsize=8)
+    bar = ax.figure.colorbar(image, ax=ax, label=label(value_field))
+    if LABELS[value_field].unit == "%":
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
-def _png(fig, title: str) -> bytes:
-    fig.axes[0].set_title(title)
+def _png(fig) -> bytes:
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return out.getvalue()
 
 
+# E-mail clients' HTML: table layout, inline CSS only, 640 px wide, images by cid:, no external resource.
 _HTML = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html><head><meta charset="utf-8"><title>{{ title }}</title></head>
-<body style="margin:0;padding:24px;background:#f6f7f9;font-family:Helvetica,Arial,sans-serif;color:#1f2933">
-<div style="max-width:760px;margin:0 auto;background:#ffffff;border:1px solid #e4e7eb;border-radius:6px;padding:24px">
-<h1 style="font-size:20px;margin:0 0 4px 0">{{ title }}</h1>
-<p style="font-size:13px;color:#616e7c;margin:0 0 16px 0">{{ subtitle }}</p>
-{% if chart_src %}<img src="{{ chart_src }}" alt="chart: {{ title }}" style="max-width:100%;margin-bottom:16px">{% endif %}
-<table style="border-collapse:collapse;width:100%;font-size:13px">
-<thead><tr>{% for c in columns %}<th style="text-align:{{ 'left' if loop.index0 < dims else 'right' }};border-bottom:2px solid #cbd2d9;padding:6px 8px">{{ c }}</th>{% endfor %}</tr></thead>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{ title }}</title></head>
+<body style="margin:0;padding:0;background:#f6f7f9">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f6f7f9">
+<tr><td align="center" style="padding:16px 8px">
+<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:640px;background:#ffffff;border:1px solid #e4e7eb;font-family:Helvetica,Arial,sans-serif;color:#1f2933">
+<tr><td style="padding:20px 24px 4px 24px">
+<h1 style="font-size:20px;line-height:26px;margin:0">{{ title }}</h1>
+<p style="font-size:13px;color:#616e7c;margin:4px 0 0 0">{{ subtitle }}</p></td></tr>
+{% if tiles %}<tr><td style="padding:10px 18px 2px 18px">
+<table role="presentation" id="headlines" width="100%" cellpadding="0" cellspacing="6" border="0"><tr>
+{% for t in tiles %}<td class="tile" width="{{ (100 / tiles|length)|int }}%" valign="top" style="background:#f6f7f9;border:1px solid #e4e7eb;padding:10px 12px">
+<div style="font-size:12px;color:#616e7c">{{ t.label }}</div>
+<div class="tile-value" style="font-size:22px;line-height:28px;font-weight:bold;color:#1f2933">{{ t.value }}</div>
+<div class="tile-change" style="font-size:12px;color:{{ t.colour }}">{{ t.change }}</div></td>
+{% endfor %}</tr></table></td></tr>{% endif %}
+{% if chart_src %}<tr><td style="padding:10px 24px 0 24px"><img src="{{ chart_src }}" alt="Chart: {{ chart_alt }}" width="592" style="display:block;width:100%;max-width:592px;height:auto;border:0"></td></tr>{% endif %}
+<tr><td style="padding:12px 24px">
+<table id="data" width="100%" cellpadding="0" cellspacing="0" border="0" style="border-collapse:collapse;font-size:13px">
+<thead><tr>{% for c in columns %}<th style="text-align:{{ 'left' if loop.index0 < dims else 'right' }};border-bottom:2px solid #cbd2d9;padding:6px 8px;font-weight:bold">{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in rows %}<tr>{% for value in row %}<td style="text-align:{{ 'left' if loop.index0 < dims else 'right' }};border-bottom:1px solid #e4e7eb;padding:6px 8px">{{ value }}</td>{% endfor %}</tr>{% endfor %}</tbody>
 </table>
 {% if not rows %}<p style="font-size:13px;color:#616e7c">No data in this period.</p>{% endif %}
-<p style="font-size:11px;color:#9aa5b1;margin-top:16px">{{ footer }}</p>
-</div></body></html>""")
+</td></tr>
+<tr><td style="padding:4px 24px 20px 24px;font-size:11px;color:#9aa5b1">{{ footer }}</td></tr>
+</table></td></tr></table></body></html>""")
+
+
+def tiles(headlines: list[Headline], period_days: int) -> list[dict[str, str]]:
+    """The headline block: value, change against the previous period, green/red by whether it is good."""
+    out = []
+    for h in headlines:
+        arrow = "" if not h.change else ("\u25b2 " if h.change > 0 else "\u25bc ")
+        colour = NEUTRAL if h.good is None else GOOD if h.good else BAD
+        out.append({"label": h.label.label, "value": headline_value(h), "colour": colour,
+                    "change": arrow + headline_change(h, period_days)})
+    return out
 
 
 def to_html(definition: ReportDefinition, rows: list[dict], columns: list[str], subtitle: str, footer: str,
-            chart_src: str | None = None) -> str:
+            chart_src: str | None = None, headlines: list[Headline] = (), period_days: int = 0) -> str:
     """The report page; `chart_src` is the image's src (a cid: for e-mail), else the chart inline as data."""
     if chart_src is None:
         png = chart_png(definition, rows)
         chart_src = f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else None
+    charted = definition.chart.y if definition.chart and definition.chart.y else definition.metrics[:1]
     return _HTML.render(title=definition.name, subtitle=subtitle, footer=footer, chart_src=chart_src,
-                        columns=columns, dims=len(definition.dimensions),
+                        chart_alt=", ".join(label(f) for f in charted), tiles=tiles(list(headlines), period_days),
+                        columns=[label(c) for c in columns], dims=len(definition.dimensions),
                         rows=[[cell(c, r[c]) for c in columns] for r in rows])
 
 
-def to_pdf(definition: ReportDefinition, rows: list[dict], columns: list[str], subtitle: str) -> bytes:
-    """A PDF with the title, the table (first 40 rows per page) and the chart."""
+def to_pdf(definition: ReportDefinition, rows: list[dict], columns: list[str], subtitle: str,
+           headlines: list[Headline] = (), period_days: int = 0) -> bytes:
+    """A PDF with the title, the headline numbers, the table (first 40 rows per page) and the same chart."""
     out = io.BytesIO()
     with PdfPages(out, metadata={"Title": definition.name, "Creator": "Leadron Analytics"}) as pdf:
         pages = [rows[i:i + 40] for i in range(0, len(rows), 40)] or [[]]
@@ -148,12 +257,20 @@ def to_pdf(definition: ReportDefinition, rows: list[dict], columns: list[str], s
             fig = plt.figure(figsize=(8.27, 11.69))
             fig.text(0.06, 0.96, definition.name, fontsize=15, weight="bold")
             fig.text(0.06, 0.935, subtitle + (f" (page {number + 1} of {len(pages)})" if len(pages) > 1 else ""),
-                     fontsize=9, color="#616e7c")
-            ax = fig.add_axes([0.06, 0.05, 0.88, 0.86])
+                     fontsize=9, color=NEUTRAL)
+            top = 0.91
+            if number == 0:
+                for index, h in enumerate(headlines):
+                    fig.text(0.06 + index * 0.225, 0.905, h.label.label, fontsize=8, color=NEUTRAL)
+                    fig.text(0.06 + index * 0.225, 0.885, headline_value(h), fontsize=13, weight="bold")
+                    fig.text(0.06 + index * 0.225, 0.87, headline_change(h, period_days).replace(" vs ", "\nvs "),
+                             fontsize=7, va="top", color=NEUTRAL if h.good is None else GOOD if h.good else BAD)
+                top = 0.83 if headlines else top
+            ax = fig.add_axes([0.06, 0.05, 0.88, top - 0.05])
             ax.axis("off")
             if page:
-                table = ax.table(cellText=[[cell(c, r[c]) for c in columns] for r in page], colLabels=columns,
-                                 loc="upper center", cellLoc="right")
+                table = ax.table(cellText=[[cell(c, r[c]) for c in columns] for r in page],
+                                 colLabels=[label(c) for c in columns], loc="upper center", cellLoc="right")
                 table.auto_set_font_size(False)
                 table.set_fontsize(7)
             else:

@@ -48,6 +48,49 @@ GRAINS = {"date_day": "day", "date_week": "week", "date_month": "month"}
 
 
 @dataclass(frozen=True)
+class Label:
+    """How a person reads a field: its label, its unit ("count", "%", "date", "text", "number") and, for a
+    metric, whether up is good (True), bad (False) or neither (None)."""
+
+    label: str
+    unit: str
+    up_is_good: bool | None = None
+
+
+# The one place for the human names of the catalogue: e-mail, chart, CSV/XLSX/PDF headers and the API.
+LABELS = {
+    "sent": Label("Sent", "count", True), "delivered": Label("Delivered", "count", True),
+    "bounced": Label("Bounced", "count", False), "hard_bounced": Label("Hard bounces", "count", False),
+    "soft_bounced": Label("Soft bounces", "count", False), "opens_total": Label("Opens (all)", "count", True),
+    "unique_opens": Label("Unique opens", "count", True), "clicks_total": Label("Clicks (all)", "count", True),
+    "unique_clicks": Label("Unique clicks", "count", True), "replied": Label("Replies", "count", True),
+    "positive_replied": Label("Positive replies", "count", True),
+    "open_rate": Label("Open rate", "%", True), "click_rate": Label("Click rate", "%", True),
+    "click_to_open_rate": Label("Click-to-open rate", "%", True), "reply_rate": Label("Reply rate", "%", True),
+    "positive_reply_rate": Label("Positive reply rate", "%", True), "bounce_rate": Label("Bounce rate", "%", False),
+    "events": Label("Events", "count"), "human_events": Label("Human events", "count"),
+    "bot_events": Label("Bot events", "count", False),
+    "cohort_size": Label("Cohort size", "count", True), "active_leads": Label("Active leads", "count", True),
+    "converted_leads": Label("Converted leads", "count", True),
+    "retention_rate": Label("Retention rate", "%", True), "conversion_rate": Label("Conversion rate", "%", True),
+    "date_day": Label("Day", "date"), "date_week": Label("Week", "date"), "date_month": Label("Month", "date"),
+    "workflow": Label("Sequence", "text"), "step": Label("Step", "number"), "rep": Label("Rep", "text"),
+    "team": Label("Team", "text"), "lead_source": Label("Lead source", "text"),
+    "event_type": Label("Event type", "text"), "cohort_week": Label("Cohort week", "date"),
+    "week_offset": Label("Weeks since first send", "number"),
+}
+
+
+def label_of(name: str) -> Label:
+    return LABELS[name]
+
+
+def fields(columns: list[str]) -> list[dict[str, str]]:
+    """Each column with its label and unit (what the API's report runs show beside the rows)."""
+    return [{"name": c, "label": LABELS[c].label, "unit": LABELS[c].unit} for c in columns]
+
+
+@dataclass(frozen=True)
 class Source:
     table: str
     date_column: str
@@ -246,6 +289,54 @@ def build_query(definition: ReportDefinition, now: datetime) -> ReportQuery:
 def run_report(con: duckdb.DuckDBPyConnection, definition: ReportDefinition, now: datetime) -> list[dict]:
     query = build_query(definition, now)
     return [dict(zip(query.columns, row)) for row in con.execute(query.sql, query.params).fetchall()]
+
+
+HEADLINES = 4  # metrics shown as tiles at the top of a report e-mail
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One metric over the report's whole period and over the period of the same length just before it.
+
+    `change`: for rates, the difference in points of a fraction (0.021 = +2.1 pts); for counts, the relative
+    change (0.12 = +12%), None when the previous period had none. `good`: whether the change goes the way
+    the metric should (None: no change, no previous value, or a metric with no good direction)."""
+
+    metric: str
+    value: float | int | None
+    previous: float | int | None
+    change: float | None
+    good: bool | None
+
+    @property
+    def label(self) -> Label:
+        return LABELS[self.metric]
+
+
+def run_headlines(con: duckdb.DuckDBPyConnection, definition: ReportDefinition, now: datetime) -> list[Headline]:
+    """The first HEADLINES metrics as totals, by the same query builder (no dimensions, so rates are ratios of
+    the period's summed counts), for the report's period and the previous one of the same length."""
+    totals = definition.model_copy(update={"dimensions": [], "sort": [], "chart": None, "limit": 1,
+                                           "metrics": definition.metrics[:HEADLINES]})
+    current = build_query(totals, now)
+    start, end = current.start, current.end
+    before = totals.model_copy(update={"date_range": DateRange(start=start - (end - start), end=start)})
+    previous = build_query(before, now)
+    values = [con.execute(q.sql, q.params).fetchone() or (None,) * len(q.columns) for q in (current, previous)]
+    return [_headline(metric, now_value, then_value)
+            for metric, now_value, then_value in zip(totals.metrics, values[0], values[1])]
+
+
+def _headline(metric: str, value, previous) -> Headline:
+    change = None
+    if value is not None and previous is not None:
+        if LABELS[metric].unit == "%":
+            change = float(value) - float(previous)
+        elif previous:
+            change = (float(value) - float(previous)) / float(previous)
+    up_is_good = LABELS[metric].up_is_good
+    good = None if change is None or change == 0 or up_is_good is None else (change > 0) == up_is_good
+    return Headline(metric, value, previous, change, good)
 
 
 def load_definition(path: Path) -> ReportDefinition:

@@ -359,6 +359,11 @@ def test_reports_schedules_and_deliveries(api, smtp, monkeypatch):
     assert [(r["date_week"], r["sent"]) for r in run["rows"]] == [(w.date().isoformat(), s) for w, s, _, _ in weeks]
     assert [r["reply_rate"] for r in run["rows"]] == pytest.approx([r / d for _, _, r, d in weeks])
     assert ok(api.client.get(f"/v1/analytics/reports/{report_id}/runs/{run['id']}"))["data"] == run
+    from orchestration.reports import LABELS
+
+    assert [f["name"] for f in run["fields"]] == list(run["rows"][0])  # a label beside each field
+    assert [(f["label"], f["unit"]) for f in run["fields"]] == [(LABELS[n].label, LABELS[n].unit) for n in run["rows"][0]]
+    assert run["fields"][0] == {"name": "date_week", "label": "Week", "unit": "date"}
     updated = ok(api.client.put(f"/v1/analytics/reports/{report_id}", content=json.dumps(
         {**REPORT, "name": "Weekly sends (v2)"}), headers={"Content-Type": "application/json"}))["data"]
     assert updated["name"] == "Weekly sends (v2)" and updated["createdAt"] == created["createdAt"]

@@ -16,8 +16,8 @@ from tests.conftest import CHROMIUM_LOG, chromium_path
 PROBE = """<script>window.addEventListener('load', () => {
   const img = document.images[0];
   document.title = 'img=' + img.naturalWidth + 'x' + img.naturalHeight
-    + ';rows=' + document.querySelectorAll('tbody tr').length
-    + ';cells=' + Array.from(document.querySelectorAll('tbody td')).map(td => td.textContent).join('|');
+    + ';rows=' + document.querySelectorAll('#data tbody tr').length
+    + ';cells=' + Array.from(document.querySelectorAll('#data tbody td')).map(td => td.textContent).join('|');
 });</script></body>"""
 
 

@@ -81,9 +81,17 @@ def test_the_email_holds_the_marts_numbers_and_parseable_attachments(home, smtp)
     assert sorted(parts) == ["weekly-email-2026-03-10.csv", "weekly-email-2026-03-10.pdf", "weekly-email-2026-03-10.xlsx"]
     csv_text = parts["weekly-email-2026-03-10.csv"]
     csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
-    assert csv_text.splitlines()[1].startswith("wf-a,160,150,17,")
+    lines = csv_text.splitlines()
+    # Labels for people, then the catalogue names for machines, then the rows.
+    assert lines[:2] == ["Sequence,Sent,Delivered,Replies,Reply rate", "workflow,sent,delivered,replied,reply_rate"]
+    assert lines[2].startswith("wf-a,160,150,17,")
     sheet = openpyxl.load_workbook(io.BytesIO(parts["weekly-email-2026-03-10.xlsx"])).active
-    assert [c.value for c in next(sheet.iter_rows(min_row=2, max_row=2))][:4] == ["wf-a", 160, 150, 17]
+    header = next(sheet.iter_rows(min_row=1, max_row=1))
+    assert [c.value for c in header] == ["Sequence", "Sent", "Delivered", "Replies", "Reply rate"]
+    assert [c.comment.text for c in header] == [f"field: {n}" for n in ("workflow", "sent", "delivered", "replied",
+                                                                         "reply_rate")]
+    data = next(sheet.iter_rows(min_row=2, max_row=2))
+    assert [c.value for c in data][:4] == ["wf-a", 160, 150, 17] and data[4].number_format == "0.0%"
     pdf = parts["weekly-email-2026-03-10.pdf"]
     assert pdf.startswith(b"%PDF")
     text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()

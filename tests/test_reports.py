@@ -207,11 +207,13 @@ def test_renderings_hold_the_numbers(mart):
                                   date_range={"last_days": 45}, chart={"type": "bar", "y": ["sent"]})
     rows = run_report(con, definition, NOW)
     columns = ["workflow", "sent", "replied", "reply_rate"]
-    parsed = list(csv.DictReader(io.StringIO(to_csv(rows, columns).decode())))
+    labels_row, *machine = to_csv(rows, columns).decode().splitlines(keepends=True)
+    assert labels_row.strip() == "Sequence,Sent,Replies,Reply rate"
+    parsed = list(csv.DictReader(io.StringIO("".join(machine))))  # a machine skips the first row
     assert [int(r["sent"]) for r in parsed] == [r["sent"] for r in rows]
     assert "'=cmd()" in [r["workflow"] for r in parsed]  # neutralised
     sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(rows, columns, definition.name))).active
-    assert [c.value for c in next(sheet.iter_rows(max_row=1))] == columns
+    assert [c.value for c in next(sheet.iter_rows(max_row=1))] == ["Sequence", "Sent", "Replies", "Reply rate"]
     assert [r[1].value for r in sheet.iter_rows(min_row=2)] == [r["sent"] for r in rows]
     html = to_html(definition, rows, columns, "last 45 days", "data fresh to 2026-03-15")
     assert "Weekly &lt;email&gt; &amp; co" in html and "data:image/png;base64," in html
