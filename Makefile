@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the dependency pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: install demo test dev dbt-build spark-compile clean
+.PHONY: install demo test test-quick dev dbt-build spark-compile clean
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -24,6 +24,10 @@ demo: $(STAMP)
 ## The whole test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The inner loop: everything but the slow tests (whole pipeline builds, servers under load). CI runs `make test`.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)

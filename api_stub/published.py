@@ -43,7 +43,6 @@ class _Version:
     freshness: Freshness
 
 
-QUEUE_PER_THREAD = 4  # requests waiting per pool thread before the pool answers 503
 RETRY_AFTER_S = 5
 
 
@@ -53,9 +52,9 @@ def _busy(reason: str) -> ApiError:
 
 
 class _Pool:
-    def __init__(self, name: str, threads: int):
+    def __init__(self, name: str, threads: int, queue_per_thread: int):
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=f"leadron-{name}")
-        self.slots = threading.BoundedSemaphore(max(1, threads) * (1 + QUEUE_PER_THREAD))
+        self.slots = threading.BoundedSemaphore(max(1, threads) * (1 + max(0, queue_per_thread)))
 
 
 class PublishedReader:
@@ -63,8 +62,9 @@ class PublishedReader:
         self.link = published_copy(settings.publish_dir)
         self.timeout_s = settings.read_timeout_s
         self.memory_limit = settings.read_memory_limit
-        self.pools = {"read": _Pool("read", settings.read_pool_size),
-                      "heavy": _Pool("heavy-read", settings.heavy_read_pool_size)}
+        queue = settings.read_queue_per_thread
+        self.pools = {"read": _Pool("read", settings.read_pool_size, queue),
+                      "heavy": _Pool("heavy-read", settings.heavy_read_pool_size, queue)}
         self._current: _Version | None = None
         self._lock = threading.Lock()
 

@@ -48,6 +48,7 @@ class Settings:
     read_memory_limit: str
     read_pool_size: int
     heavy_read_pool_size: int
+    read_queue_per_thread: int
     export_queue_per_tenant: int
     log_level: str
     as_of: str | None
@@ -230,6 +231,7 @@ def get_settings() -> Settings:
         read_memory_limit=_memory(_env("LEADRON_READ_MEMORY_LIMIT", "4GB")),
         read_pool_size=int(_env("LEADRON_READ_POOL", "8")),
         heavy_read_pool_size=int(_env("LEADRON_HEAVY_READ_POOL", "2")),
+        read_queue_per_thread=int(_env("LEADRON_READ_QUEUE_PER_THREAD", "4")),
         export_queue_per_tenant=int(_env("LEADRON_EXPORT_QUEUE_PER_TENANT", "3")),
         log_level=_env("LEADRON_LOG_LEVEL", "INFO").upper(),
         as_of=os.environ.get("LEADRON_AS_OF") or None,

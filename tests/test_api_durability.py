@@ -12,6 +12,8 @@ import pytest
 from tests.api_server import Server, hammer
 from tests.conftest import build, query, use_home
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
 
 @pytest.mark.parametrize("rounds", [3])
 def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path, rounds):

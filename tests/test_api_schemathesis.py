@@ -4,6 +4,7 @@ replayed with another tenant's key (tests/schemathesis_hooks.py)."""
 
 from __future__ import annotations
 
+import pytest
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from tests.api_server import Server
 from tests.conftest import query
+
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
 
 CHECKS = ",".join([
     "not_a_server_error",

@@ -390,10 +390,13 @@ def test_request_cost_is_weighted_and_holds_across_workers(tmp_path):
     try:
         key = two.create_key("acme-corp")
         accepted = 0
+        started = time.monotonic()
         for i in range(60):  # new connections, spread by the kernel over both workers
             with httpx.Client(base_url=two.url, headers={"X-API-Key": key}, timeout=10) as client:
                 accepted += post_json(client, EVENTS, {"eventType": "email_sent", "messageId": f"w-{i}"}).status_code == 201
-        assert 15 <= accepted <= 24, accepted  # 20 in all (10 each), plus a refill of 1/s: not 20 each
+        elapsed = time.monotonic() - started
+        # 20 in all (10 per worker) plus the refill of 1/s across both; before, each worker allowed 20 (about 40).
+        assert elapsed < 10 and 15 <= accepted <= 21 + elapsed, (accepted, elapsed)
     finally:
         two.stop()
 
@@ -461,20 +464,24 @@ def test_a_read_over_its_timeout_is_a_503_with_retry_after(published_home):
 
 
 def test_heavy_reads_run_on_a_bounded_pool(published_home):
-    srv = _read_server(published_home, "pool", {"LEADRON_HEAVY_READ_POOL": "1"})
+    # One heavy read at a time and none waiting: a second concurrent funnel is refused, not queued forever.
+    srv = _read_server(published_home, "pool", {"LEADRON_HEAVY_READ_POOL": "1", "LEADRON_READ_QUEUE_PER_THREAD": "0"})
     try:
         key = srv.create_key("acme-corp")
         codes: list[int] = []
+        start = threading.Barrier(30)
 
         def funnel() -> None:
             with httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=60) as client:
+                client.get("/health")  # connected before the barrier: the funnels then arrive together
+                start.wait()
                 codes.append(post_json(client, "/v1/analytics/dashboard/funnel", FUNNEL).status_code)
-        threads = [threading.Thread(target=funnel) for _ in range(40)]
+        threads = [threading.Thread(target=funnel) for _ in range(30)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert set(codes) == {200, 503} and codes.count(200) >= 5, codes  # 1 thread + 4 queued at a time
+        assert set(codes) == {200, 503} and codes.count(200) >= 1, codes
         with httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=60) as client:
             assert client.get("/v1/analytics/dashboard/kpis").status_code == 200  # plain reads were never blocked
     finally:

@@ -26,6 +26,8 @@ from orchestration.importer import import_folder
 from tests.conftest import FIXTURES, build, query, query_dicts
 from tests.reference_metrics import email_performance
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
 HANDMADE = FIXTURES / "handmade"
 COLUMNS = ["sent", "bounced", "hard_bounced", "soft_bounced", "delivered", "opens_total", "unique_opens",
            "clicks_total", "unique_clicks", "replied", "positive_replied",

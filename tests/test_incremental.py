@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 import dagster as dg
 import duckdb
+import pytest
 
 from orchestration import landing
 from orchestration.demo_data import generate
@@ -17,6 +18,8 @@ from orchestration.jobs import BUILD_JOB, REFRESH_JOB
 from orchestration.publish import current_manifest, published_copy
 from orchestration.runner import run_build
 from tests.conftest import query, use_home
+
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
 
 MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily", "mart_lead_engagement",
          "mart_form_submissions_daily", "mart_page_visits_daily", "mart_cohort_retention", "mart_sequence_steps",

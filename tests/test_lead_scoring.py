@@ -18,6 +18,8 @@ from orchestration.dbt_project import dbt_cli, leadron_dbt_project
 from orchestration.settings import exported
 from tests.conftest import build, query, query_dicts, use_home
 
+pytestmark = pytest.mark.slow  # left out of `make test-quick`
+
 AS_OF = "2026-08-31 23:59:59"
 
 
