@@ -55,7 +55,6 @@ log = logging.getLogger("leadron.api.store")
 
 MAX_GROUP = 20_000  # events per group commit at most
 WAL_RESTART_BYTES = 64 * 2**20  # the WAL is started over from about this size
-LOOKUP_CHUNK = 500  # batch ids bound per statement of a status lookup
 _EPOCH = datetime(1970, 1, 1)
 _MICRO = timedelta(microseconds=1)
 _META = ("_t", "_r", "_s", "_p")  # tenant, received (epoch µs), source, position: added to each stored line
@@ -420,14 +419,12 @@ class EventStore:
         self.status.catch_up()
         refs = self.status.lookup(tenant_id, column, value)
         seqs = sorted({s for s, _ in refs})
-        blobs: dict[int, list[bytes]] = {}
         with self._reader_lock:
-            # In chunks: SQLite binds at most SQLITE_MAX_VARIABLE_NUMBER values, and a message may have
-            # events in any number of batches.
-            for i in range(0, len(seqs), LOOKUP_CHUNK):
-                chunk = seqs[i:i + LOOKUP_CHUNK]
-                blobs.update((s, lines.split(b"\n")) for s, lines in self._reader.execute(
-                    f"SELECT seq, lines FROM batches WHERE seq IN ({', '.join('?' * len(chunk))})", chunk))
+            # One bound value, a JSON array: a message may have events in any number of batches, and SQLite
+            # binds at most SQLITE_MAX_VARIABLE_NUMBER values (999 on many builds).
+            blobs = {s: lines.split(b"\n") for s, lines in self._reader.execute(
+                "SELECT seq, lines FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(seqs).decode(),))}
         events = (decode_line(blobs[s][p]) for s, p in refs if s in blobs)
         return sorted((e for e in events if e["tenant_id"] == tenant_id and e[column] == value),
                       key=lambda e: e["occurred_at"])
