@@ -1,4 +1,5 @@
-"""Isotonic calibration that serialises to two short lists (the fitted step function)."""
+"""Calibration maps from the booster's raw score (log-odds) to a probability, serialisable: isotonic (two short
+lists, the fitted step function) or none (the booster's own sigmoid, kept when isotonic does not help)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,18 @@ class Isotonic:
     @classmethod
     def from_dict(cls, data: dict) -> Isotonic:
         return cls(list(data["x"]), list(data["y"]))
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    """No calibration: the booster's own probability, 1 / (1 + e^-raw)."""
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(scores, dtype="float64")))
+
+    def to_dict(self) -> dict:
+        return {"method": "none"}
+
+
+def calibrator_from_dict(data: dict) -> Isotonic | Sigmoid:
+    return Sigmoid() if data.get("method") == "none" else Isotonic.from_dict(data)

@@ -147,7 +147,9 @@ def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame
     return {
         "model_version": model.version,
         "trained_at": trained_at.isoformat(),
-        "algorithm": "LightGBM gradient-boosted trees, isotonic calibration",
+        "algorithm": "LightGBM gradient-boosted trees, hyperparameters chosen on a time-ordered validation slice, "
+                     + ("isotonic calibration" if model.evaluation["calibration"]["method"] == "isotonic"
+                        else "the booster's own probabilities (isotonic did not lower the validation Brier)"),
         "label": f"{LABEL}: the lead converts within 90 days after the snapshot date",
         "training_window": {"first_snapshot": str(labelled[TIME_COLUMN].min()),
                             "last_labelled_snapshot": str(labelled[TIME_COLUMN].max()),
@@ -157,6 +159,8 @@ def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame
         "features": model.features,
         "dropped_columns": model.evaluation["dropped_columns"],
         "hyperparameters": model.params,
+        "search": model.evaluation["search"],
+        "calibration": model.evaluation["calibration"],
         "split": model.evaluation["split"],
         "evaluation": {"model": model.evaluation["model"], "baseline": model.evaluation["baseline"]},
     }
@@ -174,14 +178,25 @@ def _tiers(key: pd.Series, tenant: pd.Series) -> pd.Series:
     return tier
 
 
+# What a rep reads for the "days since" features: the action, then when ("replied 2 days ago"), or its absence.
+SINCE = {"days_since_last_reply": ("replied", "never replied"),
+         "days_since_last_send": ("last e-mailed", "never e-mailed"),
+         "days_since_last_engagement": ("last engaged", "never engaged"),
+         "days_since_first_touch": ("first contacted", "never contacted")}
+
+
 @lru_cache(maxsize=65536)
 def describe(feature: str, value: object) -> str:
-    """A person's reading of a feature value ("last reply 2 days ago", "3 replies in the last 30 days")."""
+    """A person's reading of a feature value ("replied 2 days ago", "3 replies in the last 30 days")."""
     if value is None or pd.isna(value):
+        if feature in SINCE:
+            return SINCE[feature][1]
         return f"no {feature.removeprefix('days_since_').replace('_', ' ')}"
     number = float(value) if isinstance(value, (int, float, np.number)) else None
     shown = (f"{int(number)}" if number is not None and number.is_integer()
              else f"{number:.1f}" if number is not None else str(value))
+    if feature in SINCE:
+        return f"{SINCE[feature][0]} {'today' if number == 0 else f'{shown} day{chr(115) * (number != 1)} ago'}"
     if feature.startswith("days_since_"):
         return f"{feature.removeprefix('days_since_').replace('_', ' ')} {shown} days ago"
     if feature == "lead_age_days":
@@ -197,7 +212,8 @@ def describe(feature: str, value: object) -> str:
 
 def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
     """Top factors per row: the features whose removal from the log-odds moves the (uncalibrated)
-    probability most, in score points (100 * probability change), with their sign."""
+    probability most, in score points (100 * probability change), with their sign; a factor that rounds to
+    0 points is left out, so fewer than `top` are given when fewer matter."""
     contributions = model.explain(frame)
     raw = contributions.to_numpy().sum(axis=1)  # the booster's log-odds, bias included
     contributions = contributions.drop(columns=["bias"])
@@ -211,7 +227,8 @@ def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> li
     picked = np.take_along_axis(values, order, axis=1)  # the top features' values, row by row
     # describe() is cached: values repeat a lot (counts, days), so most texts are dictionary lookups.
     return [[{"feature": names[j], "points": float(p), "text": f"{describe(names[j], _scalar(v))}: {p:+.0f}"}
-             for j, p, v in zip(order[i], chosen[i], picked[i])] for i in range(len(frame))]
+             for j, p, v in zip(order[i], chosen[i], picked[i]) if np.rint(p) != 0]  # "+0" is no factor
+            for i in range(len(frame))]
 
 
 def _scalar(value: object) -> object:
@@ -229,7 +246,7 @@ def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
     chosen = np.take_along_axis(components, order, axis=1)
     return [[{"feature": names[j], "points": round(float(c), 1),
               "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{c:.1f} engagement"}
-             for j, c in zip(order[i], chosen[i]) if c > 0] for i in range(len(frame))]
+             for j, c in zip(order[i], chosen[i]) if round(float(c), 1) > 0] for i in range(len(frame))]
 
 
 def baseline_calibration(model: TrainedModel | None, labelled: pd.DataFrame | None) -> Isotonic | None:

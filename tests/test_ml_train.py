@@ -171,3 +171,53 @@ def test_a_known_signal_is_found_and_noise_is_not():
     noise = pd.DataFrame(x, columns=["a", "b", "c", "d"])
     noise["y"] = (rng.random(n) < 0.2).astype(int)
     assert 0.45 < fit(noise, "y", seed=0).evaluation["model"]["roc_auc"] < 0.55
+
+
+def _breast_cancer() -> tuple[pd.DataFrame, str]:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(as_frame=True).frame, "target"  # 569 real tumours, 30 measurements
+
+
+def _digits() -> tuple[pd.DataFrame, str]:
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame  # 1,797 real handwritten digits, 64 pixels
+    frame["target"] = (frame["target"] < 5).astype(int)
+    return frame, "target"
+
+
+def _leads() -> tuple[pd.DataFrame, str]:
+    return synthetic(), "converted"
+
+
+@pytest.mark.parametrize("table", [_breast_cancer, _digits, _leads], ids=["breast_cancer", "digits", "leads"])
+def test_at_least_as_good_as_a_plain_lightgbm_on_the_same_split(table):
+    """A user's comparison: a default-configured LGBMClassifier fitted on the same training rows, both scored
+    on the same held-back rows. fit's search and calibration must not lose to it."""
+    from lightgbm import LGBMClassifier
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from ml.split import split_rows
+
+    frame, label = table()
+    time_column = "week" if "week" in frame else None
+    model = fit(frame, label, time_column=time_column, seed=0)
+    parts = split_rows(frame.reset_index(drop=True), label, time_column, 0)
+    X, y = model.schema.transform(frame), frame[label].to_numpy()
+    training = np.sort(np.concatenate([parts.train, parts.calibration]))
+    plain = LGBMClassifier(random_state=0, verbose=-1).fit(X.iloc[training], y[training])
+    held = parts.test
+    ours, theirs = model.predict_proba(frame.iloc[held]), plain.predict_proba(X.iloc[held])[:, 1]
+    assert roc_auc_score(y[held], ours) >= roc_auc_score(y[held], theirs) - 0.005
+    assert brier_score_loss(y[held], ours) <= brier_score_loss(y[held], theirs)
+    search = model.evaluation["search"]
+    assert len(search["trials"]) == 4 and search["chosen"]["num_boost_round"] >= 1  # the card records the search
+    assert model.evaluation["calibration"]["method"] in ("isotonic", "none")
+
+
+def test_calibration_is_kept_only_where_it_lowers_validation_brier(model):
+    trained, _ = model
+    calibration = trained.evaluation["calibration"]
+    kept = calibration["method"] == "isotonic"
+    assert kept == (calibration["validation_brier_isotonic_crossfitted"] < calibration["validation_brier_uncalibrated"])

@@ -29,16 +29,17 @@ PROMOTION_CHECK = "beats_production_and_baseline"
 
 
 class TrainingConfig(dg.Config):
-    """LightGBM hyperparameters and the seed (defaults: ml.train.DEFAULT_PARAMS)."""
+    """The seed, and LightGBM hyperparameters to pin (unset: chosen by ml.train.fit's validation search)."""
 
     seed: int = 0
-    learning_rate: float = 0.1
-    num_leaves: int = 7
-    max_depth: int = 3
-    min_data_in_leaf: int = 50
-    num_boost_round: int = 200
+    learning_rate: float | None = None
+    num_leaves: int | None = None
+    max_depth: int | None = None
+    min_data_in_leaf: int | None = None
+    lambda_l2: float | None = None
+    num_boost_round: int | None = None  # the most rounds early stopping may use
     # Weight the classes equally while growing trees (the isotonic map then restores probabilities).
-    is_unbalance: bool = False
+    is_unbalance: bool | None = None
 
 
 def _candidate_version(instance: dg.DagsterInstance) -> str:
@@ -75,7 +76,7 @@ def lead_score_candidate(context: dg.AssetExecutionContext, config: TrainingConf
     # Only the labelled rows leave the warehouse (read under the writer lock: one process opens the file).
     with warehouse.writer() as con:
         frame = ls.load_labelled(con)
-    params = config.model_dump(exclude={"seed"})
+    params = {k: v for k, v in config.model_dump(exclude={"seed"}).items() if v is not None}
     context.log.info(f"training on {len(frame):,} labelled lead snapshots ({frame[ls.LABEL].mean():.2%} positive)")
     model = fit(frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=config.seed, params=params,
                 baseline_column=ls.BASELINE)
