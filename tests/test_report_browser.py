@@ -25,7 +25,7 @@ def test_the_report_page_shows_its_table_and_chart(tmp_path):
     browser = chromium_path()
     if browser is None:
         log = CHROMIUM_LOG.read_text()[-400:] if CHROMIUM_LOG.exists() else "no install log"
-        pytest.skip(f"chromium is not installed and could not be installed here: {log}")
+        pytest.fail(f"chromium is not installed and could not be installed here: {log}")
     con = duckdb.connect()
     con.execute("CREATE TABLE mart_activity_daily AS SELECT * FROM (VALUES "
                 "('acme', DATE '2026-03-02', 'email_open', 120, 100, 20), "
