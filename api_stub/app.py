@@ -49,7 +49,10 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01
 SCANNERS_CSV = PROJECT_ROOT / "dbt_project" / "seeds" / "scanner_user_agents.csv"
 BOT_WINDOW = timedelta(seconds=2)
 ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 409, 413, 415, 422, 429)}
-UNAUTHORIZED = ApiError(401, "Invalid or missing API key", [{"field": "X-API-Key", "issue": "invalid or missing"}])
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Invalid or missing API key", [{"field": "X-API-Key", "issue": "invalid or missing"}])
 
 
 def request_id(request: Request) -> str:
@@ -109,7 +112,7 @@ class Api:
         key = self.keys.authenticate(api_key)
         if key is None:
             self.clients.failed(client)
-            raise UNAUTHORIZED
+            raise unauthorized()
         headers = self.charge(key, cost)
         if scope not in key.scopes:
             raise ApiError(403, f"The API key lacks the {scope} scope",

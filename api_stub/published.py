@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,48 @@ class _Pool:
         self.slots = threading.BoundedSemaphore(max(1, threads) * (1 + max(0, queue_per_thread)))
 
 
+@dataclass(eq=False)
+class _Read:
+    deadline: float
+    cursor: duckdb.DuckDBPyConnection
+    timed_out: bool = False
+
+
+class _Watchdog:
+    """One thread for the deadlines of every read of a reader (not one thread per request): a read past its
+    deadline is interrupted, and again every 10 ms, since `work` may run several statements."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._reads: set[_Read] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cursor: duckdb.DuckDBPyConnection, timeout_s: float) -> _Read:
+        read = _Read(time.monotonic() + timeout_s, cursor)
+        with self._cond:
+            self._reads.add(read)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="leadron-read-timeout", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return read
+
+    def release(self, read: _Read) -> None:
+        with self._cond:
+            self._reads.discard(read)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                late = [r for r in self._reads if r.deadline <= now]
+                for read in late:
+                    read.timed_out = True
+                    read.cursor.interrupt()
+                waiting = [r.deadline - now for r in self._reads if r.deadline > now]
+                self._cond.wait(0.01 if late else min(waiting) if waiting else None)
+
+
 class PublishedReader:
     def __init__(self, settings: Settings):
         self.link = published_copy(settings.publish_dir)
@@ -67,6 +110,7 @@ class PublishedReader:
                       "heavy": _Pool("heavy-read", settings.heavy_read_pool_size, queue)}
         self._current: _Version | None = None
         self._lock = threading.Lock()
+        self._watchdog = _Watchdog()
 
     async def read(self, work, *args, heavy: bool = False):
         """`run(work, *args)` in the route class's pool; 503 when its threads and queue are all taken."""
@@ -101,26 +145,15 @@ class PublishedReader:
         """`work(cursor, *args)` on a cursor of the current version: (its result, the freshness)."""
         version = self._version()
         cursor = version.con.cursor()
-        done = threading.Event()
-        timed_out = threading.Event()
-
-        def watchdog() -> None:
-            if done.wait(self.timeout_s):
-                return
-            timed_out.set()
-            while not done.wait(0.01):  # again and again: `work` may run several statements
-                cursor.interrupt()
-
-        guard = threading.Thread(target=watchdog, name="leadron-read-timeout", daemon=True)
-        guard.start()
+        read = self._watchdog.watch(cursor, self.timeout_s)
         try:
             return work(cursor, *args), version.freshness
         except duckdb.InterruptException:
-            if timed_out.is_set():
+            if read.timed_out:
                 raise _busy(f"The query took longer than {self.timeout_s:g} s") from None
             raise
         finally:
-            done.set()
+            self._watchdog.release(read)
             cursor.close()
 
     def close(self) -> None:

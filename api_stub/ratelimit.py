@@ -29,8 +29,7 @@ class RateLimiter:
         cost = min(cost, self.burst)
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.pop(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._level(self._buckets.pop(key, None), now)
             allowed = tokens >= cost
             if allowed:
                 tokens -= cost
@@ -42,11 +41,16 @@ class RateLimiter:
 
     def peek(self, key: str) -> tuple[float, int]:
         """(tokens now, seconds until one is back) without taking any."""
-        now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._level(self._buckets.get(key), time.monotonic())
         return tokens, 0 if tokens >= 1 else max(1, math.ceil((1 - tokens) / self.rate))
+
+    def _level(self, bucket: tuple[float, float] | None, now: float) -> float:
+        """Tokens in a bucket (tokens, when last seen) refilled up to now; a bucket never seen is full."""
+        if bucket is None:
+            return self.burst
+        tokens, last = bucket
+        return min(self.burst, tokens + (now - last) * self.rate)
 
 
 class ClientLimits:

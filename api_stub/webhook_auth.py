@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import sqlite3
@@ -39,6 +40,7 @@ class SignatureError(ValueError):
         self.field, self.issue = field, issue
 
 
+@functools.lru_cache(maxsize=1024)  # parsed once per registered key, not on every webhook
 def sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
     """The verification key SendGrid shows (base64 DER), or a PEM; ValueError unless it is a P-256 key."""
     text = text.strip()
@@ -95,12 +97,11 @@ class ReplayCache:
         self._lock = threading.Lock()
         self._last_prune = 0.0
         with closing(self._connect()) as con, con:
+            con.execute("PRAGMA journal_mode=WAL")  # persistent: set once for the file
             con.execute("CREATE TABLE IF NOT EXISTS seen (token TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-        return con
+        return sqlite3.connect(self.path, timeout=30)
 
     def first_use(self, token: str, window_s: float) -> bool:
         now = time.time()

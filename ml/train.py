@@ -21,6 +21,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.metrics import brier_score_loss
 
 from ml.calibration import Isotonic, Sigmoid, calibrator_from_dict
 from ml.evaluate import evaluate
@@ -117,10 +118,6 @@ def _labels(frame: pd.DataFrame, label: str) -> np.ndarray:
     return y
 
 
-def _brier(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((p - y) ** 2))
-
-
 def _search(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, valid: np.ndarray, base: dict, overrides: dict,
             seed: int, max_rounds: int) -> tuple[dict, int, lgb.Booster, list[dict]]:
     """(chosen parameters, their early-stopped rounds, the candidate's booster, every trial's figures)."""
@@ -149,7 +146,7 @@ def _calibration(raw: np.ndarray, y: np.ndarray) -> tuple[Isotonic | Sigmoid, di
     crossed = np.empty(len(raw))
     crossed[~half] = Isotonic.fit(raw[half], y[half])(raw[~half])
     crossed[half] = Isotonic.fit(raw[~half], y[~half])(raw[half])
-    raw_brier, isotonic_brier = _brier(y, Sigmoid()(raw)), _brier(y, crossed)
+    raw_brier, isotonic_brier = float(brier_score_loss(y, Sigmoid()(raw))), float(brier_score_loss(y, crossed))
     keep = isotonic_brier < raw_brier and len(np.unique(y[half])) == 2 and len(np.unique(y[~half])) == 2
     chosen = Isotonic.fit(raw, y) if keep else Sigmoid()
     return chosen, {"method": "isotonic" if keep else "none", "validation_brier_uncalibrated": round(raw_brier, 6),

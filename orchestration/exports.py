@@ -192,10 +192,7 @@ def download_url(settings: Settings, stored: dict) -> str | None:
     """A signed GET URL for an uploaded export, valid LEADRON_S3_URL_TTL seconds from now."""
     if stored["status"] != "succeeded" or not stored["object_key"] or not settings.s3_bucket:
         return None
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
-    return client.generate_presigned_url("get_object", Params={"Bucket": settings.s3_bucket, "Key": stored["object_key"]},
+    return _s3(settings).generate_presigned_url("get_object", Params={"Bucket": settings.s3_bucket, "Key": stored["object_key"]},
                                          ExpiresIn=settings.s3_url_ttl_s)
 
 
@@ -265,8 +262,12 @@ def _upload(settings: Settings, path: Path, key: str) -> str | None:
     """Upload to the S3-compatible bucket, if one is configured; the object's key."""
     if not settings.s3_bucket:
         return None
+    _s3(settings).upload_file(str(path), settings.s3_bucket, key)
+    return key
+
+
+def _s3(settings: Settings):
     import boto3
 
-    boto3.client("s3", endpoint_url=settings.s3_endpoint_url).upload_file(str(path), settings.s3_bucket, key)
-    return key
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
 

@@ -196,7 +196,8 @@ def describe(feature: str, value: object) -> str:
     shown = (f"{int(number)}" if number is not None and number.is_integer()
              else f"{number:.1f}" if number is not None else str(value))
     if feature in SINCE:
-        return f"{SINCE[feature][0]} {'today' if number == 0 else f'{shown} day{chr(115) * (number != 1)} ago'}"
+        when = "today" if number == 0 else f"{shown} day ago" if number == 1 else f"{shown} days ago"
+        return f"{SINCE[feature][0]} {when}"
     if feature.startswith("days_since_"):
         return f"{feature.removeprefix('days_since_').replace('_', ' ')} {shown} days ago"
     if feature == "lead_age_days":

@@ -56,6 +56,11 @@ def headline_change(h: Headline, period_days: int) -> str:
     return f"{h.change * 100:+.{1 if abs(h.change) < 0.1 else 0}f}% {against}"  # "-0.2%", not "-0%"
 
 
+def headline_colour(h: Headline) -> str:
+    """Green when the change goes the good way, red when not, grey when neither."""
+    return NEUTRAL if h.good is None else GOOD if h.good else BAD
+
+
 def headline_lines(headlines: list[Headline], period_days: int) -> list[str]:
     return [f"{h.label.label}: {headline_value(h)} ({headline_change(h, period_days)})" for h in headlines]
 
@@ -228,8 +233,7 @@ def tiles(headlines: list[Headline], period_days: int) -> list[dict[str, str]]:
     out = []
     for h in headlines:
         arrow = "" if not h.change else ("\u25b2 " if h.change > 0 else "\u25bc ")
-        colour = NEUTRAL if h.good is None else GOOD if h.good else BAD
-        out.append({"label": h.label.label, "value": headline_value(h), "colour": colour,
+        out.append({"label": h.label.label, "value": headline_value(h), "colour": headline_colour(h),
                     "change": arrow + headline_change(h, period_days)})
     return out
 
@@ -264,7 +268,7 @@ def to_pdf(definition: ReportDefinition, rows: list[dict], columns: list[str], s
                     fig.text(0.06 + index * 0.225, 0.905, h.label.label, fontsize=8, color=NEUTRAL)
                     fig.text(0.06 + index * 0.225, 0.885, headline_value(h), fontsize=13, weight="bold")
                     fig.text(0.06 + index * 0.225, 0.87, headline_change(h, period_days).replace(" vs ", "\nvs "),
-                             fontsize=7, va="top", color=NEUTRAL if h.good is None else GOOD if h.good else BAD)
+                             fontsize=7, va="top", color=headline_colour(h))
                 top = 0.83 if headlines else top
             ax = fig.add_axes([0.06, 0.05, 0.88, top - 0.05])
             ax.axis("off")

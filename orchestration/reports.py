@@ -81,10 +81,6 @@ LABELS = {
 }
 
 
-def label_of(name: str) -> Label:
-    return LABELS[name]
-
-
 def fields(columns: list[str]) -> list[dict[str, str]]:
     """Each column with its label and unit (what the API's report runs show beside the rows)."""
     return [{"name": c, "label": LABELS[c].label, "unit": LABELS[c].unit} for c in columns]
