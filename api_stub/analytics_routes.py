@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from api_stub import dashboard, leads, realtime
-from api_stub.contract import EventType
+from leadron.contract import EventType
 from api_stub.envelope import ApiError
 from api_stub.reading import FromDay, PageNo, PageSize, ToDay, day_range, not_found, paged, respond, shape, today
 from api_stub.schemas import DataEnvelope, ErrorEnvelope, FunnelIn, ListEnvelope, PageEnvelope
-from orchestration.funnel import FunnelSpec, FunnelStep
-from orchestration.publish import publication_record
+from leadron.funnel import FunnelSpec, FunnelStep
+from leadron.publish import publication_record
 
 PREFIX = "/v1/analytics"
 READ_ERRORS = {code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 422, 429, 503)}

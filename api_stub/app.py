@@ -27,12 +27,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from api_stub import analytics_routes, report_routes, tracking, webhook_auth, webhooks
-from api_stub.contract import describe_errors
+from api_stub import analytics_routes, report_routes
+from leadron import tracking, webhook_auth, webhooks
+from leadron.contract import describe_errors
 from api_stub.envelope import ApiError, error_body, iso_ms, json_response, success_body
 from api_stub.event_store import (Committed, EventStore, IdempotencyRecord, Outcome, StoredEvent, Submission,
                                   encode_event, encode_events)
-from api_stub.keystore import ApiKey, KeyStore
+from leadron.keystore import ApiKey, KeyStore
 from api_stub.middleware import RequestContextMiddleware
 from api_stub.published import PublishedReader
 from api_stub.reading import send
@@ -40,7 +41,7 @@ from api_stub.ratelimit import COST, ClientLimits, RateLimiter
 from api_stub.schemas import (
     ApiEventIn, BatchEnvelope, BatchIn, ErrorEnvelope, EventEnvelope, StatusEnvelope, ValidBatchIn, WebhookEnvelope,
 )
-from orchestration.settings import PROJECT_ROOT, Settings, get_settings
+from leadron.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger("leadron.api")
 PREFIX = "/v1/analytics"

@@ -1,6 +1,6 @@
 """Dashboard numbers over the published copy: KPIs, funnels, cohorts, team performance.
 
-KPIs and team performance are report queries (orchestration/reports.py: one catalogue, rates as
+KPIs and team performance are report queries (leadron/reports.py: one catalogue, rates as
 ratios of summed counts); funnels are the funnel engine on the published event grain. Every function
 takes a DuckDB cursor on one published version and the key's tenant.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import duckdb
 
 from api_stub.reading import shape
-from orchestration.funnel import FunnelSpec, run_funnel
-from orchestration.reports import FAMILIES, RATIOS, SOURCES, ReportDefinition, run_report
+from leadron.funnel import FunnelSpec, run_funnel
+from leadron.reports import FAMILIES, RATIOS, SOURCES, ReportDefinition, run_report
 
 GROUPS = {"day": "date_day", "week": "date_week", "month": "date_month", "workflow": "workflow", "step": "step",
           "rep": "rep", "team": "team"}

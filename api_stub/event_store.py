@@ -20,7 +20,7 @@ after. Message and execution ids are indexed after the commit, in sorted runs, b
 the commit cost more than everything else in it together (measured: 26k → 45k
 events/s with two workers when they left the commit).
 
-A sealer turns committed batches into immutable landing batches (orchestration.landing)
+A sealer turns committed batches into immutable landing batches (leadron.landing)
 with Arrow's JSON reader, column by column; the log keeps them for the status endpoint.
 """
 
@@ -46,10 +46,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from filelock import FileLock
 
-from api_stub.contract import EventIn, event_id_for
+from leadron.contract import EventIn, event_id_for
 from api_stub.status_index import StatusIndex
-from orchestration import landing
-from orchestration.settings import Settings
+from leadron import landing
+from leadron.settings import Settings
 
 log = logging.getLogger("leadron.api.store")
 

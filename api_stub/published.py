@@ -23,8 +23,8 @@ from typing import Any
 import duckdb
 
 from api_stub.envelope import ApiError
-from orchestration.publish import publication_record, published_copy
-from orchestration.settings import Settings
+from leadron.publish import publication_record, published_copy
+from leadron.settings import Settings
 
 
 @dataclass(frozen=True)

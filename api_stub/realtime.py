@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from api_stub.event_store import lines_to_landing
-from orchestration.settings import Settings
+from leadron.settings import Settings
 
 COLUMNS = ("event_id", "event_type", "occurred_at", "lead_id", "received_at")
 

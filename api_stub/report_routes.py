@@ -1,6 +1,6 @@
 """Reports, report schedules and exports through the API.
 
-Reports and schedules live in the metadata store (orchestration/report_store.py), where the Dagster
+Reports and schedules live in the metadata store (leadron/report_store.py), where the Dagster
 schedule sensor finds them beside the YAML-defined ones. Runs read the published copy. Exports run in
 a worker thread of the API process (the same code as the `export_dataset` job) and are polled by id.
 Another tenant's report, schedule, run or export is a 404 exactly like a missing one.
@@ -22,14 +22,14 @@ from pydantic import ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 from starlette.responses import FileResponse, Response
 
-from api_stub.contract import describe_errors
+from leadron.contract import describe_errors
 from api_stub.envelope import ApiError
 from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape, value
 from api_stub.schemas import DataEnvelope, ErrorEnvelope, ExportIn, PageEnvelope
-from orchestration import exports, report_store
-from orchestration.report_delivery import deliveries, public_delivery_error
-from orchestration.report_schedules import ReportSchedule
-from orchestration.reports import ReportDefinition, ReportError, build_query, fields, run_report
+from leadron import exports, report_store
+from leadron.report_delivery import deliveries, public_delivery_error
+from leadron.report_schedules import ReportSchedule
+from leadron.reports import ReportDefinition, ReportError, build_query, fields, run_report
 
 log = logging.getLogger("leadron.api.exports")
 PREFIX = "/v1/analytics"
@@ -96,7 +96,7 @@ def register(app: FastAPI, api, analytics_read, reports_write, exports_read, hea
 
     # ---- reports ----------------------------------------------------------------------------------
     @app.post(f"{PREFIX}/reports", status_code=201, tags=["reports"], summary="Create a report",
-              description="Metrics and dimensions from the report catalogue (orchestration/reports.py), filters, "
+              description="Metrics and dimensions from the report catalogue (leadron/reports.py), filters, "
                           "a date range (start/end or lastDays), sort, limit and an optional chart.",
               responses={201: {"model": DataEnvelope}, **ERRORS})
     async def create_report(request: Request, body: Annotated[ReportIn, Body()], key=reports_write) -> Response:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api_stub.contract import EventIn, EventType, Id
+from leadron.contract import EventIn, EventType, Id
 from api_stub.reading import Day
 
 MAX_BATCH = 1000

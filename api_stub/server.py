@@ -21,7 +21,7 @@ import time
 
 import uvicorn
 
-from orchestration.settings import SecretError, get_settings
+from leadron.settings import SecretError, get_settings
 
 log = logging.getLogger("leadron.api.server")
 _PR_SET_PDEATHSIG = 1

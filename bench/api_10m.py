@@ -52,7 +52,7 @@ def timed(client, path: str, params: dict, n: int, method: str = "GET", body: di
 def ensure_built(settings, events: int) -> float | None:
     import duckdb
 
-    from orchestration.publish import published_copy
+    from leadron.publish import published_copy
 
     copy = published_copy(settings.publish_dir)
     if copy.exists():
@@ -63,8 +63,8 @@ def ensure_built(settings, events: int) -> float | None:
 
     started = time.perf_counter()
     if not settings.warehouse_path.exists():
-        from orchestration.demo_data import generate
-        from orchestration.importer import import_folder
+        from leadron.demo_data import generate
+        from leadron.importer import import_folder
 
         generate(settings.home / "input", events=events, tenants=8, seed=10, days=365, progress=print)
         assert import_folder(settings.home / "input", settings).ok
@@ -86,8 +86,8 @@ def main() -> int:
     os.environ["LEADRON_RATE_LIMIT"] = os.environ["LEADRON_RATE_BURST"] = "1000000"
     import duckdb
 
-    from orchestration.publish import published_copy
-    from orchestration.settings import get_settings
+    from leadron.publish import published_copy
+    from leadron.settings import get_settings
     from tests.api_server import Server
 
     settings = get_settings()

@@ -3,7 +3,7 @@
     .venv/bin/python bench/funnel_10m.py [--events 10000000] [--home DIR]
 
 Builds the warehouse through the normal path (generate -> import -> Dagster run) unless --home
-already holds one, then times the funnel engine (orchestration/funnel.py) on the event grain (marts.fct_events):
+already holds one, then times the funnel engine (leadron/funnel.py) on the event grain (marts.fct_events):
 a 4-step email funnel over 90 days for the largest tenant, with and without a breakdown, and for
 all tenants. Reference in the same process: one scan-and-aggregate of the same events
 (count by event type for the tenant and range). Writes bench/results/funnel_10m.{json,md}.
@@ -42,13 +42,13 @@ def main() -> int:
     os.environ["LEADRON_HOME"] = args.home
     for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
         os.environ.pop(var, None)
-    from orchestration.settings import get_settings
+    from leadron.settings import get_settings
 
     settings = get_settings()
     build_seconds = None
     if not settings.warehouse_path.exists():
-        from orchestration.demo_data import generate
-        from orchestration.importer import import_folder
+        from leadron.demo_data import generate
+        from leadron.importer import import_folder
         from orchestration.runner import run_build
 
         started = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> int:
 
     import duckdb
 
-    from orchestration.funnel import FunnelSpec, FunnelStep, run_funnel
+    from leadron.funnel import FunnelSpec, FunnelStep, run_funnel
 
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     events = con.execute("SELECT count(*) FROM marts.fct_events").fetchone()[0]

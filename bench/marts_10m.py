@@ -156,7 +156,7 @@ def compare_marts(warehouse: Path, scratch: Path) -> dict[str, dict[str, int]]:
 def prepare_input(home: Path, events: int, end: date) -> tuple[Path, Path, Path]:
     """Generated input (kept between runs: deterministic) split into input/ and the held-back last arrival
     day; the warehouse home run/ starts empty and becomes LEADRON_HOME."""
-    from orchestration.demo_data import generate
+    from leadron.demo_data import generate
 
     source, held, run_home = home / "input", home / "held-back", home / "run"
     shutil.rmtree(run_home, ignore_errors=True)
@@ -175,8 +175,8 @@ def prepare_input(home: Path, events: int, end: date) -> tuple[Path, Path, Path]
 def refresh_new_day(settings, instance, defs, held: Path):
     """Import the held-back arrival day and run `refresh_marts` for the event days it touches, as the
     landing sensor would; (outcome, first day, last day)."""
-    from orchestration import landing
-    from orchestration.importer import import_folder
+    from leadron import landing
+    from leadron.importer import import_folder
     from orchestration.jobs import REFRESH_JOB
     from orchestration.runner import run_build
 
@@ -192,9 +192,9 @@ def refresh_new_day(settings, instance, defs, held: Path):
 
 def import_and_build(source: Path, defs):
     """Import the input folder into LEADRON_HOME and run the full build; (settings, instance, outcome)."""
-    from orchestration.importer import import_folder
+    from leadron.importer import import_folder
     from orchestration.runner import instance_for, run_build
-    from orchestration.settings import get_settings
+    from leadron.settings import get_settings
 
     settings = get_settings()
     started = time.perf_counter()

@@ -9,7 +9,7 @@ distributions are the real ones. Times, in this process:
     search, split, calibration, evaluation or type handling);
   - ml.train.fit: split, type handling, the hyperparameter search, the refit, the calibration decision,
     evaluation with the baseline;
-  - scoring: orchestration.lead_scoring.score_leads (probabilities, top-3 factors, tiers) for --rows leads.
+  - scoring: leadron.lead_scoring.score_leads (probabilities, top-3 factors, tiers) for --rows leads.
 Writes bench/results/ml_train_1m.{json,md}.
 """
 
@@ -38,7 +38,7 @@ def main() -> int:
     import numpy as np
 
     from ml.train import _DETERMINISM, fit
-    from orchestration import lead_scoring as ls
+    from leadron import lead_scoring as ls
 
     with duckdb.connect(str(Path(args.home) / "warehouse.duckdb"), read_only=True) as con:
         features = ls.load_features(con)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.settings import PROJECT_ROOT, dbt_env, exported, get_settings
+from leadron.settings import PROJECT_ROOT, dbt_env, exported, get_settings
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 TARGET_DIR = DBT_DIR / "target"

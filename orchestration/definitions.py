@@ -34,7 +34,7 @@ from orchestration.jobs import (
 )
 from orchestration.partitions import daily_partitions
 from orchestration.resources import WarehouseResource
-from orchestration.settings import get_settings
+from leadron.settings import get_settings
 
 
 def build_definitions() -> dg.Definitions:

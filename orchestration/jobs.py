@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import landing
-from orchestration.settings import get_settings
+from leadron import landing
+from leadron.settings import get_settings
 
 BUILD_JOB = "build_warehouse"
 REFRESH_JOB = "refresh_marts"

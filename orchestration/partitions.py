@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from orchestration.settings import Settings
+from leadron.settings import Settings
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:

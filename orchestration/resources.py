@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 from filelock import FileLock
 
-from orchestration.settings import Settings, get_settings
+from leadron.settings import Settings, get_settings
 
 
 @contextmanager

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from orchestration import landing
+from leadron import landing
 from orchestration.jobs import BUILD_JOB, TRAIN_JOB
-from orchestration.settings import Settings
+from leadron.settings import Settings
 
 
 @dataclass(frozen=True)

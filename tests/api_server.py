@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import psutil
 
-from orchestration.demo_mail import free_port
+from leadron_cli.demo_mail import free_port
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Server:
         for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
             env.pop(var, None)
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "serve", "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, "-m", "leadron_cli.main", "serve", "--port", str(self.port),
                                       "--workers", str(self.workers)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -80,7 +80,7 @@ class Server:
                 self.kill()
 
     def create_key(self, tenant: str, scopes: str | None = None) -> str:
-        args = [sys.executable, "-m", "orchestration.cli", "keys", "create", "--tenant", tenant]
+        args = [sys.executable, "-m", "leadron_cli.main", "keys", "create", "--tenant", tenant]
         if scopes:
             args += ["--scopes", scopes]
         env = {**os.environ, "LEADRON_HOME": str(self.home)}

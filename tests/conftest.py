@@ -17,8 +17,8 @@ import duckdb
 import pytest
 from aiosmtpd.controller import Controller
 
-from orchestration.mailer import SmtpSettings
-from orchestration.settings import Settings, get_settings
+from leadron.mailer import SmtpSettings
+from leadron.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME")
@@ -90,8 +90,8 @@ def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     """A warehouse built from a small generated dataset, shared by the tests that only read it."""
     from datetime import date
 
-    from orchestration.demo_data import generate
-    from orchestration.importer import import_folder
+    from leadron.demo_data import generate
+    from leadron.importer import import_folder
 
     root = tmp_path_factory.mktemp("generated")
     with pytest.MonkeyPatch.context() as mp:

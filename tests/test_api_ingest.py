@@ -131,7 +131,7 @@ def test_unknown_malformed_and_revoked_keys_get_the_same_401(server):
 
     key_id = key[len("ldr_live_sk_"):][:8]
     env = {**os.environ, "LEADRON_HOME": str(server.home)}
-    subprocess.run([sys.executable, "-m", "orchestration.cli", "keys", "revoke", key_id], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "leadron_cli.main", "keys", "revoke", key_id], env=env, check=True,
                    capture_output=True)
     time.sleep(5.2)  # the server caches a key's verdict for up to 5 s
     bodies = []

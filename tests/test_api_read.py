@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from orchestration.settings import get_settings
+from leadron.settings import get_settings
 from tests.api_server import Server, post_json
 from tests.conftest import query, query_dicts, use_home
 from tests.reference_metrics import classified, funnel, read_leads, read_messages
@@ -359,7 +359,7 @@ def test_reports_schedules_and_deliveries(api, smtp, monkeypatch):
     assert [(r["date_week"], r["sent"]) for r in run["rows"]] == [(w.date().isoformat(), s) for w, s, _, _ in weeks]
     assert [r["reply_rate"] for r in run["rows"]] == pytest.approx([r / d for _, _, r, d in weeks])
     assert ok(api.client.get(f"/v1/analytics/reports/{report_id}/runs/{run['id']}"))["data"] == run
-    from orchestration.reports import LABELS
+    from leadron.reports import LABELS
 
     assert [f["name"] for f in run["fields"]] == list(run["rows"][0])  # a label beside each field
     assert [(f["label"], f["unit"]) for f in run["fields"]] == [(LABELS[n].label, LABELS[n].unit) for n in run["rows"][0]]
@@ -379,7 +379,7 @@ def test_reports_schedules_and_deliveries(api, smtp, monkeypatch):
     for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(smtp_settings.port),
                        "LEADRON_SMTP_STARTTLS": "false", "LEADRON_SMTP_SENDER": "reports@leadron.test"}.items():
         monkeypatch.setenv(key, value)
-    from orchestration.report_schedules import ReportSchedule, latest_due
+    from leadron.report_schedules import ReportSchedule, latest_due
 
     # Handled last in March; every Tuesday since is missed: only the latest is delivered.
     now = datetime.now(UTC)
@@ -562,7 +562,7 @@ def test_bad_input_is_a_422_naming_the_field(api, path, params, field):
 def test_reads_follow_each_new_publication(api):
     import duckdb
 
-    from orchestration.publish import publish
+    from leadron.publish import publish
 
     before = ok(api.client.get("/v1/analytics/dashboard/cohorts"))["meta"]["dataFreshness"]
     with duckdb.connect(str(api.home / "warehouse.duckdb")) as con:

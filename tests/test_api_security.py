@@ -23,8 +23,8 @@ import dagster as dg
 import httpx
 import pytest
 
-from api_stub import tracking
-from orchestration.settings import get_settings
+from leadron import tracking
+from leadron.settings import get_settings
 from tests.api_server import Server, post_json
 from tests.conftest import use_home
 from tests.webhook_signing import SendGridAccount, mailgun_signature
@@ -68,7 +68,7 @@ def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     env = {**os.environ, "LEADRON_HOME": str(home)}
     for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "leadron_cli.main", *args], env=env, input=stdin,
                           capture_output=True, text=True)
 
 
@@ -277,11 +277,11 @@ def test_schedules_that_never_fire_fire_too_often_or_mail_too_many_are_refused(s
 
 
 def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_path, monkeypatch):
-    from orchestration import report_store
+    from leadron import report_store
     from orchestration.assets.reports import report_schedules
-    from orchestration.publish import publish
-    from orchestration.report_schedules import ReportSchedule
-    from orchestration.reports import ReportDefinition
+    from leadron.publish import publish
+    from leadron.report_schedules import ReportSchedule
+    from leadron.reports import ReportDefinition
 
     settings = use_home(monkeypatch, tmp_path / "home")
     for tenant in ("acme", "globex"):
@@ -308,7 +308,7 @@ def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_pat
     state = json.loads(result.cursor)
     assert set(state["due"]) == {"r-acme/daily-acme", "r-globex/daily-globex"}  # the deleted schedule left the cursor
     assert "never fires" in state["failed"]["r-acme/daily-acme"]
-    from orchestration.report_delivery import deliveries
+    from leadron.report_delivery import deliveries
 
     assert [d["status"] for d in deliveries(settings, "acme", "r-acme")] == ["failed"]
     again = report_schedules.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=result.cursor))
@@ -363,7 +363,7 @@ def test_routes_without_a_key_are_limited_per_client(tmp_path):
 
 
 def test_the_negative_key_cache_is_bounded(tmp_path):
-    from api_stub.keystore import CACHE_ENTRIES, KeyStore
+    from leadron.keystore import CACHE_ENTRIES, KeyStore
 
     store = KeyStore(tmp_path / "keys.sqlite")
     for i in range(CACHE_ENTRIES + 2_000):
@@ -578,7 +578,7 @@ def test_home_and_secrets_are_private(server, acme):
 
 
 def test_failed_deliveries_read_generic_to_the_tenant(server):
-    from orchestration.report_delivery import record_failure
+    from leadron.report_delivery import record_failure
 
     client = server.client(server.create_key("massive"))
     report = post_json(client, "/v1/analytics/reports", REPORT).json()["data"]["id"]

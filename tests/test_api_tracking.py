@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api_stub import tracking
+from leadron import tracking
 from tests.api_server import Server, post_json
 from tests.conftest import use_home
 from tests.webhook_signing import SendGridAccount, mailgun_signature
@@ -45,7 +45,7 @@ def mailgun(server):
 def register(server, tenant: str, provider: str, key: str) -> str:
     """`leadron keys webhook-url` with the provider's key on stdin: the URL it prints."""
     env = {**os.environ, "LEADRON_HOME": str(server.home)}
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", "keys", "webhook-url", "--tenant", tenant,
+    return subprocess.run([sys.executable, "-m", "leadron_cli.main", "keys", "webhook-url", "--tenant", tenant,
                            "--provider", provider, "--base-url", server.url, "--verification-key", "-"],
                           input=key + "\n", env=env, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -135,7 +135,7 @@ def test_sendgrid_webhook_maps_events(server, secret, acme, sendgrid):
 
 
 def test_sendgrid_machine_open_and_bounce_types_reach_staging_fields(server, secret):
-    from api_stub.webhooks import sendgrid_events
+    from leadron.webhooks import sendgrid_events
 
     mapped = [b for b, _ in sendgrid_events(sendgrid_payload(1_700_000_000)) if b]
     assert [(b["eventType"], b.get("isBot"), b.get("bounceType")) for b in mapped] == [

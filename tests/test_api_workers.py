@@ -14,7 +14,7 @@ import pytest
 
 from api_stub.event_store import EventStore, init_schema
 from api_stub.status_index import StatusIndex
-from orchestration.settings import get_settings
+from leadron.settings import get_settings
 from tests.api_server import Server, hammer, post_json
 from tests.conftest import use_home
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from api_stub.contract import EventIn, FileEvent, describe_errors, event_id_for, landing_row
+from leadron.contract import EventIn, FileEvent, describe_errors, event_id_for, landing_row
 
 SEED_BODY = {"eventType": "email_open", "leadId": "6789abcdef012345", "messageId": "msg_001",
              "workflowExecutionId": "exec_001"}

@@ -65,7 +65,7 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
 
     assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
     assert dbt_build_args(full_refresh=True) == ["build", "--exclude-resource-type", "unit_test", "--full-refresh"]
-    from orchestration.settings import dbt_env, get_settings
+    from leadron.settings import dbt_env, get_settings
 
     assert dbt_env(get_settings())["LEADRON_AS_OF"] == ""
     monkeypatch.setenv("LEADRON_AS_OF", "2026-03-31T00:00:00+00:00")
@@ -93,7 +93,7 @@ def test_partition_window_covers_landed_days(home):
     from datetime import date
 
     from tests.conftest import FIXTURES
-    from orchestration.importer import import_folder
+    from leadron.importer import import_folder
 
     assert import_folder(FIXTURES / "handmade", home).ok
     assert partition_window(home, None) == (date(2026, 3, 2), date(2026, 3, 4))
@@ -104,17 +104,17 @@ def test_partition_window_covers_landed_days(home):
 
 def test_cli_help_for_every_subcommand():
     for sub in ("generate", "import", "run", "demo"):
-        out = subprocess.run([sys.executable, "-m", "orchestration.cli", sub, "--help"], capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "leadron_cli.main", sub, "--help"], capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0 and "usage: leadron " + sub in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--partition", "yesterday"],
+    bad = subprocess.run([sys.executable, "-m", "leadron_cli.main", "run", "--partition", "yesterday"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a date" in bad.stderr
 
 
 def test_demo_gives_every_step_the_options_it_reads():
     """`leadron demo` runs generate, import, run and train with its own arguments: each step's options exist."""
-    from orchestration.cli import build_parser
+    from leadron_cli.main import build_parser
 
     parser = build_parser()
     demo = vars(parser.parse_args(["demo"]))

@@ -15,16 +15,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from orchestration.demo_mail import free_port
-from orchestration.exports import ExportError, ExportRequest, download_url, get_export, run_export
-from orchestration.publish import current_manifest, publish, published_copy
+from leadron_cli.demo_mail import free_port
+from leadron.exports import ExportError, ExportRequest, download_url, get_export, run_export
+from leadron.publish import current_manifest, publish, published_copy
 from tests.conftest import build, query, use_home
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from orchestration.demo_data import generate
-    from orchestration.importer import import_folder
+    from leadron.demo_data import generate
+    from leadron.importer import import_folder
 
     root = tmp_path_factory.mktemp("exports")
     with pytest.MonkeyPatch.context() as mp:
@@ -194,7 +194,7 @@ def test_upload_to_s3_compatible_storage_with_a_signed_url(built, monkeypatch):
                            "LEADRON_S3_ENDPOINT_URL": endpoint, "LEADRON_S3_URL_TTL": "2"}.items():
             monkeypatch.setenv(key, value)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="leadron-exports")
-        from orchestration.settings import get_settings
+        from leadron.settings import get_settings
 
         settings = get_settings()
         result = run_export(settings, ExportRequest(tenant_id=tenants[1], dataset="mart_activity_daily"),

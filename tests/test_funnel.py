@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
-from orchestration.funnel import FunnelSpec, FunnelStep, funnel_sql, run_funnel
+from leadron.funnel import FunnelSpec, FunnelStep, funnel_sql, run_funnel
 from tests.conftest import query_dicts
 from tests.reference_metrics import classified, funnel
 

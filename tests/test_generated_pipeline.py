@@ -10,7 +10,7 @@ import dagster as dg
 import yaml
 
 from orchestration.dbt_project import DBT_DIR, TARGET_DIR, dbt_executable
-from orchestration.settings import PROJECT_ROOT, dbt_env, exported
+from leadron.settings import PROJECT_ROOT, dbt_env, exported
 
 from orchestration.runner import run_build
 from tests.conftest import query, query_dicts

@@ -9,8 +9,8 @@ from collections import Counter
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from orchestration.demo_data import generate
-from orchestration.importer import import_folder
+from leadron.demo_data import generate
+from leadron.importer import import_folder
 
 
 def digest(folder) -> str:

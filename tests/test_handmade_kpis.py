@@ -22,7 +22,7 @@ from datetime import date
 
 import pytest
 
-from orchestration.importer import import_folder
+from leadron.importer import import_folder
 from tests.conftest import FIXTURES, build, query, query_dicts
 from tests.reference_metrics import email_performance
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from orchestration import landing
-from orchestration.importer import import_folder, iter_messages
+from leadron import landing
+from leadron.importer import import_folder, iter_messages
 from tests.conftest import FIXTURES
 
 GOOD = {"tenantId": "acme-corp", "eventId": "e1", "eventType": "email_open", "leadId": "L1",
@@ -105,12 +105,12 @@ def test_cli_import_reports_bad_lines_and_exits_nonzero(home, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     write_lines(folder / "events-x.jsonl", [json.dumps(GOOD | {"tenantId": "Not A Slug"})])
-    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "import", str(folder)],
+    proc = subprocess.run([sys.executable, "-m", "leadron_cli.main", "import", str(folder)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "events-x.jsonl:1: tenantId: String should match pattern" in proc.stderr
     assert "Traceback" not in proc.stderr
-    missing = subprocess.run([sys.executable, "-m", "orchestration.cli", "import", str(tmp_path / "nope")],
+    missing = subprocess.run([sys.executable, "-m", "leadron_cli.main", "import", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not a folder" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration import landing
-from orchestration.demo_data import generate
-from orchestration.importer import import_folder
+from leadron import landing
+from leadron.demo_data import generate
+from leadron.importer import import_folder
 from orchestration.jobs import BUILD_JOB, REFRESH_JOB
-from orchestration.publish import current_manifest, published_copy
+from leadron.publish import current_manifest, published_copy
 from orchestration.runner import run_build
 from tests.conftest import query, use_home
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration import lead_scoring as ls
+from leadron import lead_scoring as ls
 from orchestration.dbt_project import dbt_cli, leadron_dbt_project
-from orchestration.settings import exported
+from leadron.settings import exported
 from tests.conftest import build, query, query_dicts, use_home
 
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
@@ -26,8 +26,8 @@ AS_OF = "2026-08-31 23:59:59"
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """Eight months of generated data, built, then the training job run twice (same data)."""
-    from orchestration.demo_data import generate
-    from orchestration.importer import import_folder
+    from leadron.demo_data import generate
+    from leadron.importer import import_folder
     from orchestration.runner import run_training
 
     root = tmp_path_factory.mktemp("scoring")

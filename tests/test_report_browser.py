@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
-from orchestration.report_render import to_html
-from orchestration.reports import ReportDefinition, run_report
+from leadron.report_render import to_html
+from leadron.reports import ReportDefinition, run_report
 from tests.conftest import CHROMIUM_LOG, chromium_path
 
 PROBE = """<script>window.addEventListener('load', () => {

@@ -15,11 +15,11 @@ from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
 from orchestration.assets.reports import deliver_report, pending_deliveries, report_schedules
-from orchestration.mailer import MailError, SmtpSettings, build_message
-from orchestration.publish import publish
-from orchestration.report_delivery import deliver, deliveries
-from orchestration.report_schedules import ReportSchedule, latest_due
-from orchestration.reports import ReportDefinition
+from leadron.mailer import MailError, SmtpSettings, build_message
+from leadron.publish import publish
+from leadron.report_delivery import deliver, deliveries
+from leadron.report_schedules import ReportSchedule, latest_due
+from leadron.reports import ReportDefinition
 from tests.conftest import Inbox, use_home
 
 DUE = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)

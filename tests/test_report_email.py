@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
-from orchestration.publish import publish
-from orchestration.report_delivery import deliver
-from orchestration.report_schedules import ReportSchedule
-from orchestration.reports import DIMENSION_NAMES, LABELS, METRIC_NAMES, RATIOS, ReportDefinition, run_headlines
+from leadron.publish import publish
+from leadron.report_delivery import deliver
+from leadron.report_schedules import ReportSchedule
+from leadron.reports import DIMENSION_NAMES, LABELS, METRIC_NAMES, RATIOS, ReportDefinition, run_headlines
 from tests.conftest import CHROMIUM_LOG, chromium_path, use_home
 
 NOW = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)  # a Monday: "last 7 days" is Mon 2 .. Sun 8 March

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.report_render import to_csv, to_html, to_pdf, to_xlsx
-from orchestration.reports import (
+from leadron.report_render import to_csv, to_html, to_pdf, to_xlsx
+from leadron.reports import (
     ACTIVITY,
     COUNTS,
     DIMENSION_NAMES,
@@ -237,7 +237,7 @@ def test_cohort_report_with_a_heatmap():
                                               "chart": {"type": "cohort_heatmap", "y": ["retention_rate"]}})
     rows = run_report(con, matrix, NOW)
     assert len(rows) == 4 and rows[1]["retention_rate"] == 0.4
-    from orchestration.report_render import chart_png
+    from leadron.report_render import chart_png
 
     assert chart_png(matrix, rows).startswith(b"\x89PNG")
     with pytest.raises(ReportError, match="^metrics: email and cohort metrics cannot be mixed"):

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from api_stub.webhook_auth import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
+from leadron.webhook_auth import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
 
 
 class SendGridAccount:

@@ -15,9 +15,9 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration import dimension_state
+from leadron import dimension_state
 from orchestration.resources import writer_lock
-from orchestration.settings import dbt_env, exported, get_settings
+from leadron.settings import dbt_env, exported, get_settings
 
 
 class LeadronDbtTranslator(DagsterDbtTranslator):

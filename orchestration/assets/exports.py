@@ -1,15 +1,15 @@
-"""The on-demand export job: one dataset, filters and format per run (orchestration/exports.py)."""
+"""The on-demand export job: one dataset, filters and format per run (leadron/exports.py)."""
 
 import dagster as dg
 
-from orchestration.exports import ExportRequest, run_export
-from orchestration.settings import get_settings
+from leadron.exports import ExportRequest, run_export
+from leadron.settings import get_settings
 
 EXPORT_JOB = "export_dataset"
 
 
 class ExportConfig(dg.Config):
-    """The export request (see orchestration.exports.ExportRequest); export_id lets a caller poll it."""
+    """The export request (see leadron.exports.ExportRequest); export_id lets a caller poll it."""
 
     tenant_id: str
     dataset: str

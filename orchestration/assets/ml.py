@@ -2,7 +2,7 @@
 
     ml/lead_score_candidate  trains on ml.ml_lead_features (weekly, or on drift), writes the model folder,
                              its model card and an ml.ml_models row; metadata: headline figures and plots
-      check beats_production_and_baseline (blocking): the promotion rule of orchestration/lead_scoring.py
+      check beats_production_and_baseline (blocking): the promotion rule of leadron/lead_scoring.py
     ml/lead_score_model      the promoted model (production.json), only materialized when the check passed
     marts/mart_lead_scores   daily, after the marts: every open lead scored (model or baseline)
 """
@@ -17,7 +17,7 @@ import duckdb
 from ml.evaluate import population_stability_index
 from ml.plots import lift_png, reliability_png
 from ml.train import TrainedModel, fit
-from orchestration import lead_scoring as ls
+from leadron import lead_scoring as ls
 from orchestration.resources import WarehouseResource
 
 ML_GROUP = "ml"

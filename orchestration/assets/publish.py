@@ -1,4 +1,4 @@
-"""The publication asset: after every build, the marts readers may read (orchestration/publish.py).
+"""The publication asset: after every build, the marts readers may read (leadron/publish.py).
 
 It depends on every mart, so a failed dbt test (an identity check such as unique_opens <= delivered
 included) fails the dbt step and this asset does not run: readers keep the last good publication.
@@ -6,7 +6,7 @@ included) fails the dbt step and this asset does not run: readers keep the last 
 
 import dagster as dg
 
-from orchestration.publish import publish
+from leadron.publish import publish
 from orchestration.resources import WarehouseResource
 
 PUBLISHED_KEY = dg.AssetKey(["published", "marts"])

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from orchestration import dimensions, raw_load
+from leadron import dimensions, raw_load
 from orchestration.resources import WarehouseResource
 
 RAW_GROUP = "raw"

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.mailer import SmtpSettings, build_message, send
-from orchestration.report_delivery import current_publication, deliver, find_schedule, record_failure
-from orchestration.report_schedules import ReportSchedule, data_is_fresh, latest_due
-from orchestration.report_store import all_definitions
-from orchestration.reports import ReportDefinition
-from orchestration.settings import get_settings
+from leadron.mailer import SmtpSettings, build_message, send
+from leadron.report_delivery import current_publication, deliver, find_schedule, record_failure
+from leadron.report_schedules import ReportSchedule, data_is_fresh, latest_due
+from leadron.report_store import all_definitions
+from leadron.reports import ReportDefinition
+from leadron.settings import get_settings
 
 DELIVER_JOB = "deliver_report"
 

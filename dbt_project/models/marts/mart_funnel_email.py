@@ -1,11 +1,11 @@
-"""Default email funnel mart, computed by the project's funnel engine (orchestration/funnel.py) from the
+"""Default email funnel mart, computed by the project's funnel engine (leadron/funnel.py) from the
 per-lead stage it keeps in int_funnel_email_attempts."""
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("int_funnel_email_attempts")
-    from orchestration.funnel import EMAIL_FUNNEL_MART, mart_select
+    from leadron.funnel import EMAIL_FUNNEL_MART, mart_select
 
     select, params = mart_select(EMAIL_FUNNEL_MART, attempts="intermediate.int_funnel_email_attempts")
     return session.execute(select, params).to_arrow_table()

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api_stub.contract import EventType
+from leadron.contract import EventType
 
 EVENTS = "marts.fct_events"  # in the warehouse; the published copy has it as plain fct_events
 # breakdown -> expression over the step-1 event's columns

@@ -12,8 +12,8 @@ import json
 
 import duckdb
 
-from orchestration import dimensions
-from orchestration.raw_load import held_snapshots
+from leadron import dimensions
+from leadron.raw_load import held_snapshots
 
 STATE_SCHEMA, STATE_NAME = "meta", "dbt_dimension_state"
 STATE_TABLE = f"{STATE_SCHEMA}.{STATE_NAME}"

@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
-from orchestration.exports import neutralise  # noqa: E402
-from orchestration.reports import LABELS, RATIOS, Headline, ReportDefinition  # noqa: E402
+from leadron.exports import neutralise  # noqa: E402
+from leadron.reports import LABELS, RATIOS, Headline, ReportDefinition  # noqa: E402
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#64748b")
 GOOD, BAD, NEUTRAL = "#1f7a3a", "#b42318", "#616e7c"

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from orchestration.settings import Settings
+from leadron.settings import Settings
 
 # Columns of a landed event (and of raw.events before load metadata). Order matters for Parquet.
 EVENT_SCHEMA = pa.schema([

@@ -83,7 +83,7 @@ class Settings:
 
     @property
     def publish_dir(self) -> Path:
-        # What readers may read: Parquet marts and the read-only DuckDB copy (orchestration/publish.py).
+        # What readers may read: Parquet marts and the read-only DuckDB copy (leadron/publish.py).
         return self.home / "published"
 
     @property

@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from orchestration.report_schedules import MAX_SCHEDULES_PER_TENANT, ReportSchedule
-from orchestration.reports import ReportDefinition, load_definitions
-from orchestration.settings import Settings
+from leadron.report_schedules import MAX_SCHEDULES_PER_TENANT, ReportSchedule
+from leadron.reports import ReportDefinition, load_definitions
+from leadron.settings import Settings
 
 log = logging.getLogger("leadron.reports")
 

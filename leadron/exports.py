@@ -25,8 +25,8 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestration.publish import publication_record, published_copy
-from orchestration.settings import Settings
+from leadron.publish import publication_record, published_copy
+from leadron.settings import Settings
 
 log = logging.getLogger("leadron.exports")
 INTERNAL = "internal: "  # an error whose details are for the operator (log), not for the tenant

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from orchestration import report_render as render
-from orchestration.mailer import SmtpSettings, build_message, send
-from orchestration.publish import publication_record, published_copy
-from orchestration.report_schedules import ReportSchedule
-from orchestration.report_store import all_definitions
-from orchestration.reports import ReportDefinition, build_query, run_headlines, run_report
-from orchestration.settings import Settings
+from leadron import report_render as render
+from leadron.mailer import SmtpSettings, build_message, send
+from leadron.publish import publication_record, published_copy
+from leadron.report_schedules import ReportSchedule
+from leadron.report_store import all_definitions
+from leadron.reports import ReportDefinition, build_query, run_headlines, run_report
+from leadron.settings import Settings
 
 MIME = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "pdf": "application/pdf", "html": "text/html"}

@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 import pyarrow as pa
 from pydantic import ValidationError
 
-from api_stub.contract import FileEvent, describe_errors, landing_row
-from orchestration import dimensions, landing
-from orchestration.settings import Settings
+from leadron.contract import FileEvent, describe_errors, landing_row
+from leadron import dimensions, landing
+from leadron.settings import Settings
 
 MAX_REPORTED_ERRORS = 20
 

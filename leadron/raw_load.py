@@ -11,8 +11,8 @@ from datetime import date, timedelta
 import duckdb
 import pyarrow as pa
 
-from orchestration import dimensions, landing
-from orchestration.settings import Settings
+from leadron import dimensions, landing
+from leadron.settings import Settings
 
 RAW_SCHEMA = "raw"
 

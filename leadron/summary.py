@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from orchestration.settings import Settings
+from leadron.settings import Settings
 
 
 @dataclass(frozen=True)

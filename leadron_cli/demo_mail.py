@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from orchestration.settings import Settings, exported
+from leadron.settings import Settings, exported
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from orchestration.mailer import recipient
+from leadron.mailer import recipient
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
 MIN_INTERVAL = timedelta(hours=1)

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from orchestration.mailer import header_value
+from leadron.mailer import header_value
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 COUNTS = ("sent", "delivered", "bounced", "hard_bounced", "soft_bounced", "opens_total", "unique_opens",

@@ -10,7 +10,7 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from orchestration.settings import Settings, get_settings
+from leadron.settings import Settings, get_settings
 
 
 def _stage(message: str) -> None:
@@ -18,7 +18,7 @@ def _stage(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from orchestration.demo_data import generate
+    from leadron.demo_data import generate
 
     _stage(f"generate: about {args.events:,} events, {args.tenants} tenants, seed {args.seed} -> {args.out}")
     result = generate(Path(args.out), events=args.events, tenants=args.tenants, seed=args.seed, end=args.end,
@@ -29,7 +29,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from orchestration.importer import import_folder, iter_messages
+    from leadron.importer import import_folder, iter_messages
 
     settings = get_settings()
     _stage(f"import: {args.dir} -> {settings.landing_dir}")
@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_mail(settings: Settings, tenant: str | None) -> list:
-    from orchestration.demo_mail import send_demo_reports
+    from leadron_cli.demo_mail import send_demo_reports
     from orchestration.runner import instance_for
 
     if tenant is None:
@@ -105,7 +105,7 @@ def _paths(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from orchestration.summary import format_summary, read_summary
+    from leadron.summary import format_summary, read_summary
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -124,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_summary(summary, _paths(settings, {"demo input": str(input_dir), "published": str(
         settings.publish_dir), **{f"e-mail {i}": str(p) for i, p in enumerate(mails, start=1)}})))
     if summary.tenant:
-        from orchestration.demo_api import show_api
+        from leadron_cli.demo_api import show_api
 
         print("\n".join(show_api(settings, summary.tenant)))
     _stage(f"demo: done in {time.perf_counter() - started:.1f}s. `make dev` opens the Dagster UI on this warehouse.")
@@ -139,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _keystore():
-    from api_stub.keystore import KeyStore
+    from leadron.keystore import KeyStore
 
     return KeyStore(get_settings().api_keys_path)
 
@@ -173,8 +173,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_webhook_url(args: argparse.Namespace) -> int:
-    from api_stub.tracking import webhook_token
-    from api_stub.webhook_auth import sendgrid_public_key
+    from leadron.tracking import webhook_token
+    from leadron.webhook_auth import sendgrid_public_key
 
     store = _keystore()
     key = args.verification_key

@@ -13,7 +13,7 @@ from zoneinfo import available_timezones
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from api_stub.contract import Id, UtcTimestamp
+from leadron.contract import Id, UtcTimestamp
 
 TenantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Text = Annotated[str, Field(max_length=512)]

@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from orchestration.demo_mail import free_port
-from orchestration.settings import Settings
+from leadron_cli.demo_mail import free_port
+from leadron.settings import Settings
 
 
 def _percent(value: float | None) -> str:
@@ -22,7 +22,7 @@ def show_api(settings: Settings, tenant: str) -> list[str]:
     import uvicorn
 
     from api_stub.app import create_app
-    from api_stub.keystore import KeyStore
+    from leadron.keystore import KeyStore
 
     read_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("analytics:read",))
     write_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("events:write",))
