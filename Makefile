@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the dependency pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick dev dbt-build spark-compile clean
+.PHONY: install demo test test-quick lint check-defs dev dbt-build spark-compile clean
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,19 +21,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/leadron demo
 
-## The whole test suite (what CI runs).
-test: $(STAMP)
+## The whole test suite (what CI runs): lint and format check, the Dagster definitions, then pytest.
+test: $(STAMP) lint check-defs
 	$(BIN)/python -m pytest
 
+## ruff: lint and format check (configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## `dg check defs`: every area under orchestration/defs loads (on a throwaway LEADRON_HOME).
+check-defs: $(STAMP)
+	LEADRON_HOME=$$(mktemp -d) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg check defs
+
 ## The inner loop: everything but the slow tests (whole pipeline builds, servers under load). CI runs `make test`.
-test-quick: $(STAMP)
+test-quick: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow"
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)
 	umask 077 ; DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; mkdir -p $$DAGSTER_HOME ; \
 	test -f $$DAGSTER_HOME/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $$DAGSTER_HOME/dagster.yaml ; \
-	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
+	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev
 
 ## dbt on its own, on the same warehouse.
 dbt-build: $(STAMP)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+from leadron.reads.shaping import iso_ms
 
 VERSION = "v1"
 
@@ -25,13 +26,6 @@ ERROR_CODES = {
     500: "INTERNAL_ERROR",
     503: "UNAVAILABLE",
 }
-
-
-def iso_ms(value: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z, as in the seed: 2026-02-09T10:30:00.000Z."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def meta(request_id: str | None, **extra: Any) -> dict[str, Any]:

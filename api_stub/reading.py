@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from pydantic import BeforeValidator
-from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
-from api_stub.envelope import ApiError, iso_ms, json_response, pagination, success_body
+from api_stub.envelope import ApiError, json_response, pagination, success_body
+from leadron.reads.shaping import shape, value  # noqa: F401 - re-exported for the routers
 from api_stub.published import Freshness
 
 MAX_DAYS = 731  # the longest range a dashboard may ask for
@@ -48,21 +47,6 @@ def day_range(start: date | None, end: date | None, default_days: int = 30) -> t
     if (end - start).days + 1 > MAX_DAYS:
         raise ApiError(422, "Validation failed", [{"field": "from", "issue": f"at most {MAX_DAYS} days"}])
     return start, end
-
-
-def value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return iso_ms(v)
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    return v
-
-
-def shape(row: dict[str, Any], drop: tuple[str, ...] = ("tenant_id",)) -> dict[str, Any]:
-    """A row as the API shows it: camelCase names, ISO dates and times (UTC, milliseconds, Z)."""
-    return {to_camel(k): value(v) for k, v in row.items() if k not in drop}
 
 
 def send(request: Request, status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from api_stub.event_store import lines_to_landing
+from api_stub.ingest_log.sealer import lines_to_landing
 from leadron.settings import Settings
 
 COLUMNS = ("event_id", "event_type", "occurred_at", "lead_id", "received_at")

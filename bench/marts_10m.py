@@ -177,7 +177,7 @@ def refresh_new_day(settings, instance, defs, held: Path):
     landing sensor would; (outcome, first day, last day)."""
     from leadron import landing
     from leadron.importer import import_folder
-    from orchestration.jobs import REFRESH_JOB
+    from orchestration.defs.dbt.jobs import REFRESH_JOB
     from orchestration.runner import run_build
 
     before = set(landing.event_batches(settings))

@@ -18,12 +18,9 @@ Pure functions over DataFrames and files (no Dagster); orchestration/assets/ml.p
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -116,30 +113,6 @@ def decide_promotion(candidate: dict, baseline: dict, production: dict | None) -
 
 def evaluate_on(model: TrainedModel, rows: pd.DataFrame) -> dict:
     return evaluate(rows[LABEL].to_numpy(), model.predict_proba(rows))
-
-
-# --- the model registry: LEADRON_HOME/models/<version>/ and production.json -------------------------
-
-def model_folder(models_dir: Path, version: str) -> Path:
-    return models_dir / version
-
-
-def production_version(models_dir: Path) -> str | None:
-    pointer = models_dir / "production.json"
-    return json.loads(pointer.read_text())["version"] if pointer.exists() else None
-
-
-def load_production(models_dir: Path) -> TrainedModel | None:
-    version = production_version(models_dir)
-    return TrainedModel.load(model_folder(models_dir, version)) if version else None
-
-
-def promote(models_dir: Path, version: str, reason: str) -> None:
-    """Point production.json at `version`, atomically (a reader sees the old or the new pointer)."""
-    pointer = models_dir / "production.json"
-    temporary = pointer.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"version": version, "promoted_at": _now().isoformat(), "reason": reason}) + "\n")
-    os.replace(temporary, pointer)
 
 
 def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame) -> dict:

@@ -57,7 +57,7 @@ class _Keep:
 def send_demo_reports(settings: Settings, tenant_id: str, instance: dg.DagsterInstance) -> list[Path]:
     from aiosmtpd.controller import Controller
 
-    from orchestration.assets.reports import deliver_report
+    from orchestration.defs.reports.delivery import deliver_report
 
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     definitions = demo_definitions(tenant_id)

@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from leadron import landing
-from orchestration.jobs import BUILD_JOB, TRAIN_JOB
+from orchestration.defs.dbt.jobs import BUILD_JOB
+from orchestration.defs.ml.jobs import TRAIN_JOB
 from leadron.settings import Settings
 
 

@@ -373,7 +373,7 @@ def test_reports_schedules_and_deliveries(api, smtp, monkeypatch):
         "formats": ["csv"]}), 201)["data"]
     assert [s["id"] for s in ok(api.client.get(f"/v1/analytics/reports/{report_id}/schedules"))["data"]] == [schedule["id"]]
     # The Dagster sensor finds the API-created schedule beside the YAML ones and the job delivers it by e-mail.
-    from orchestration.assets.reports import deliver_report, report_schedules
+    from orchestration.defs.reports.delivery import deliver_report, report_schedules
 
     use_home(monkeypatch, api.home)
     for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(smtp_settings.port),

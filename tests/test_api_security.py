@@ -278,7 +278,7 @@ def test_schedules_that_never_fire_fire_too_often_or_mail_too_many_are_refused(s
 
 def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_path, monkeypatch):
     from leadron import report_store
-    from orchestration.assets.reports import report_schedules
+    from orchestration.defs.reports.delivery import report_schedules
     from leadron.publish import publish
     from leadron.report_schedules import ReportSchedule
     from leadron.reports import ReportDefinition
@@ -592,7 +592,8 @@ def test_failed_deliveries_read_generic_to_the_tenant(server):
 
 
 def test_the_status_lookup_takes_any_number_of_batches(tmp_path, monkeypatch):
-    from api_stub.event_store import EventStore, Submission, encode_event
+    from api_stub.ingest_log.records import Submission, encode_event
+    from api_stub.ingest_log.writer import EventStore
     from api_stub.schemas import ApiEventIn
 
     settings = use_home(monkeypatch, tmp_path / "home")

@@ -12,8 +12,9 @@ import orjson
 import psutil
 import pytest
 
-from api_stub.event_store import EventStore, init_schema
-from api_stub.status_index import StatusIndex
+from api_stub.ingest_log.schema import init_schema
+from api_stub.ingest_log.writer import EventStore
+from api_stub.ingest_log.status_index import StatusIndex
 from leadron.settings import get_settings
 from tests.api_server import Server, hammer, post_json
 from tests.conftest import use_home

@@ -8,13 +8,13 @@ import sys
 import dagster as dg
 import pytest
 
-from orchestration.assets.dbt import LeadronDbtTranslator, dbt_build_args, layer_of
+from orchestration.defs.dbt.assets import LeadronDbtTranslator, dbt_build_args, layer_of
 from orchestration.definitions import build_definitions
 from orchestration.runner import partition_window, range_tags
 
 
 def test_import_reads_no_settings_and_parses_no_dbt():
-    code = ("import orchestration.definitions as d, orchestration.dbt_project as p;"
+    code = ("import orchestration.definitions as d, orchestration.lib.dbt_project as p;"
             "print(p.leadron_dbt_project.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "0"
@@ -44,7 +44,8 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert dg.AssetKey(["ml", "ml_lead_features"]) in graph.get(dg.AssetKey(["ml", "lead_score_candidate"])).parent_keys
     promotion = dg.AssetCheckKey(dg.AssetKey(["ml", "lead_score_candidate"]), "beats_production_and_baseline")
     assert promotion in graph.asset_check_keys
-    from orchestration.jobs import build_warehouse_job, refresh_marts_job, train_job
+    from orchestration.defs.dbt.jobs import build_warehouse_job, refresh_marts_job
+    from orchestration.defs.ml.jobs import train_job
 
     daily = {k.to_user_string() for k in build_warehouse_job().selection.resolve(graph)}
     weekly = {k.to_user_string() for k in train_job().selection.resolve(graph)}
@@ -73,7 +74,7 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     monkeypatch.setenv("LEADRON_AS_OF", "2026-03-31'; drop table x; --")
     with pytest.raises(ValueError, match="LEADRON_AS_OF: .* is not an ISO 8601 timestamp"):
         dbt_env(get_settings())
-    from orchestration.assets.dbt import run_window, window_env
+    from orchestration.defs.dbt.assets import run_window, window_env
 
     assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {
         "LEADRON_DBT_MIN_DATE": "2026-03-02", "LEADRON_DBT_MAX_DATE": "2026-03-04"}

@@ -276,7 +276,7 @@ def test_a_failing_data_test_blocks_the_publication(built):
 
 
 def test_export_job_runs_through_dagster(built):
-    from orchestration.assets.exports import export_dataset
+    from orchestration.defs.exports.jobs import export_dataset
 
     settings, tenants, _ = built
     result = export_dataset.execute_in_process(

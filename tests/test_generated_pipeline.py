@@ -9,7 +9,7 @@ from datetime import date
 import dagster as dg
 import yaml
 
-from orchestration.dbt_project import DBT_DIR, TARGET_DIR, dbt_executable
+from orchestration.lib.dbt_project import DBT_DIR, TARGET_DIR, dbt_executable
 from leadron.settings import PROJECT_ROOT, dbt_env, exported
 
 from orchestration.runner import run_build

@@ -14,7 +14,7 @@ import pytest
 from leadron import landing
 from leadron.demo_data import generate
 from leadron.importer import import_folder
-from orchestration.jobs import BUILD_JOB, REFRESH_JOB
+from orchestration.defs.dbt.jobs import BUILD_JOB, REFRESH_JOB
 from leadron.publish import current_manifest, published_copy
 from orchestration.runner import run_build
 from tests.conftest import query, use_home

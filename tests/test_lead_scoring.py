@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from leadron import lead_scoring as ls
-from orchestration.dbt_project import dbt_cli, leadron_dbt_project
+from orchestration.lib.dbt_project import dbt_cli, leadron_dbt_project
 from leadron.settings import exported
 from tests.conftest import build, query, query_dicts, use_home
 
@@ -147,8 +147,8 @@ def test_tenants_with_too_little_history_are_scored_with_the_baseline(scored):
     # Raise the lead threshold above the smallest tenant's open leads: that tenant moves to the baseline.
     smallest = open_leads.index[0]
     mp.setenv("LEADRON_ML_MIN_LEADS", str(int(open_leads.iloc[0]) + 1))
-    from orchestration.assets.ml import mart_lead_scores
-    from orchestration.resources import WarehouseResource
+    from orchestration.defs.ml.assets import mart_lead_scores
+    from orchestration.lib.resources import WarehouseResource
 
     # Only the scoring asset (its inputs are built): what the daily build runs after the marts.
     outcome = dg.materialize([mart_lead_scores], resources={"warehouse": WarehouseResource()},
@@ -228,7 +228,7 @@ def test_calibration_repairs_a_class_weighted_booster_on_generated_data(scored):
 
 def test_drift_sensor_requests_training_only_above_the_threshold(scored):
     settings, _, _, _, _ = scored
-    from orchestration.jobs import score_drift_sensor, train_job
+    from orchestration.defs.ml.jobs import score_drift_sensor, train_job
 
     sensor = score_drift_sensor(train_job())
     instance = dg.DagsterInstance.ephemeral()

@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
-from orchestration.assets.reports import deliver_report, pending_deliveries, report_schedules
+from orchestration.defs.reports.delivery import deliver_report, pending_deliveries, report_schedules
 from leadron.mailer import MailError, SmtpSettings, build_message
 from leadron.publish import publish
 from leadron.report_delivery import deliver, deliveries
@@ -253,7 +253,7 @@ def test_starttls_and_login(home, tmp_path):
 
 
 def test_a_failed_run_emails_the_data_team(smtp, monkeypatch):
-    from orchestration.assets.reports import email_data_team_on_failure
+    from orchestration.defs.reports.delivery import email_data_team_on_failure
 
     inbox, settings_smtp = smtp
     for key, value in {"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(settings_smtp.port),

@@ -103,3 +103,7 @@ def email_data_team_on_failure(context: dg.RunFailureSensorContext):
                        text), smtp)
     return None
 
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[deliver_report], sensors=[report_schedules, email_data_team_on_failure])

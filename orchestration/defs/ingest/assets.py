@@ -6,7 +6,9 @@ from datetime import timedelta
 import dagster as dg
 
 from leadron import dimensions, raw_load
-from orchestration.resources import WarehouseResource
+from leadron.settings import get_settings
+from orchestration.lib.partitions import daily_partitions
+from orchestration.lib.resources import WarehouseResource
 
 RAW_GROUP = "raw"
 
@@ -82,3 +84,7 @@ def build_dimension_assets() -> dg.AssetsDefinition:
 def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [build_raw_events_asset(partitions_def), build_dimension_assets()]
 
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=build_raw_assets(daily_partitions(get_settings())))

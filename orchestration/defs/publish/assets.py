@@ -7,7 +7,9 @@ included) fails the dbt step and this asset does not run: readers keep the last 
 import dagster as dg
 
 from leadron.publish import publish
-from orchestration.resources import WarehouseResource
+from orchestration.defs.dbt.assets import dbt_mart_keys
+from orchestration.defs.ml.assets import SCORES_KEY
+from orchestration.lib.resources import WarehouseResource
 
 PUBLISHED_KEY = dg.AssetKey(["published", "marts"])
 
@@ -32,3 +34,8 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
         })
 
     return published_marts
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_publish_asset([*dbt_mart_keys(), SCORES_KEY])])

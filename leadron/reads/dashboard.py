@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from api_stub.reading import shape
+from leadron.reads.shaping import shape
 from leadron.funnel import FunnelSpec, run_funnel
 from leadron.reports import FAMILIES, RATIOS, SOURCES, ReportDefinition, run_report
 

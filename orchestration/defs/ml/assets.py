@@ -18,7 +18,8 @@ from ml.evaluate import population_stability_index
 from ml.plots import lift_png, reliability_png
 from ml.train import TrainedModel, fit
 from leadron import lead_scoring as ls
-from orchestration.resources import WarehouseResource
+from leadron import model_registry as registry
+from orchestration.lib.resources import WarehouseResource
 
 ML_GROUP = "ml"
 FEATURES_KEY = dg.AssetKey(["ml", "ml_lead_features"])
@@ -81,7 +82,7 @@ def lead_score_candidate(context: dg.AssetExecutionContext, config: TrainingConf
     model = fit(frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=config.seed, params=params,
                 baseline_column=ls.BASELINE)
     card = ls.model_card(model, datetime.now(UTC), frame)
-    folder = ls.model_folder(settings.models_dir, model.version)
+    folder = registry.model_folder(settings.models_dir, model.version)
     reliability, lift = reliability_png(model.evaluation), lift_png(model.evaluation)
     # Content-addressed: an identical retrain finds its folder written (with the first training's card).
     if not (folder / "model_card.json").exists():
@@ -112,8 +113,8 @@ def beats_production_and_baseline(context: dg.AssetCheckExecutionContext,
                                   warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
     version = _candidate_version(context.instance)
-    candidate = TrainedModel.load(ls.model_folder(settings.models_dir, version))
-    production = ls.load_production(settings.models_dir)
+    candidate = TrainedModel.load(registry.model_folder(settings.models_dir, version))
+    production = registry.load_production(settings.models_dir)
     production_eval = None
     if production is not None:  # the same version cannot beat itself: retraining unchanged data promotes nothing
         with warehouse.writer() as con:
@@ -135,11 +136,11 @@ def beats_production_and_baseline(context: dg.AssetCheckExecutionContext,
 def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
     version = _candidate_version(context.instance)
-    previous = ls.production_version(settings.models_dir)
+    previous = registry.production_version(settings.models_dir)
     with warehouse.writer() as con:
         reason = con.execute("SELECT status_reason FROM ml.ml_models WHERE training_run_id = ?",
                              [context.run.run_id]).fetchone()[0]
-        ls.promote(settings.models_dir, version, reason)
+        registry.promote(settings.models_dir, version, reason)
         con.execute("UPDATE ml.ml_models SET status = 'retired' WHERE status = 'production'")
         con.execute("UPDATE ml.ml_models SET status = 'production' WHERE training_run_id = ?", [context.run.run_id])
     context.log.info(f"promoted {version} (previous: {previous or 'none'}): {reason}")
@@ -152,7 +153,7 @@ def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                       "top 3 factors, model version (or the baseline) and scored-at time.")
 def mart_lead_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    model = ls.load_production(settings.models_dir)
+    model = registry.load_production(settings.models_dir)
     # Only what scoring needs leaves the warehouse: today's open leads, per-tenant counts, and labelled rows
     # for the baseline map (no model yet) or for the drift reference (the model's held-back period).
     with warehouse.writer() as con:
@@ -179,3 +180,9 @@ def mart_lead_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "score_psi_vs_training": round(psi, 4) if psi is not None else "n/a",
         "tier_counts": dg.MetadataValue.json(scores["tier"].value_counts().sort_index().to_dict()),
     })
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[lead_score_candidate, lead_score_model, mart_lead_scores],
+                          asset_checks=[beats_production_and_baseline])

@@ -40,3 +40,8 @@ def write_export(context: dg.OpExecutionContext, config: ExportConfig) -> dg.Out
         executor_def=dg.in_process_executor)
 def export_dataset():
     write_export()
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[export_dataset])

@@ -2,6 +2,7 @@
 
 
 from collections.abc import Mapping
+from functools import cache
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,8 @@ from dagster_dbt import (
 )
 
 from leadron import dimension_state
-from orchestration.resources import writer_lock
+from orchestration.lib.dbt_project import leadron_dbt_project
+from orchestration.lib.resources import writer_lock
 from leadron.settings import dbt_env, exported, get_settings
 
 
@@ -77,6 +79,7 @@ def run_window(tags: Mapping[str, str]) -> tuple[date, date] | None:
     return (date.fromisoformat(key), date.fromisoformat(key)) if key else None
 
 
+@cache
 def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     """Every dbt model as an asset and every test as a check, in one dbt invocation per run.
 
@@ -110,3 +113,14 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
                 dimension_state.record(con, dimensions_now)
 
     return dbt_models
+
+
+def dbt_mart_keys() -> list[dg.AssetKey]:
+    """The dbt marts (what the publication depends on), in a stable order."""
+    models = build_dbt_assets(leadron_dbt_project())
+    return sorted((k for k in models.keys if k.path[0] == "marts"), key=lambda k: k.path)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_dbt_assets(leadron_dbt_project())])

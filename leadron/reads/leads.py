@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from api_stub.reading import shape
+from leadron.reads.shaping import shape
 
 EVENT_COLUMNS = ("event_id, event_type, occurred_at, lead_id, message_id, workflow_execution_id, workflow_id, "
                  "step_number, user_id, team_id, url, form_id, bounce_type, sentiment, is_bot, bot_reason")

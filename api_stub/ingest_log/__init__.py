@@ -1,0 +1,1 @@
+"""The API's durable event log: records, SQLite schema, group-commit writer, sealer, status index."""

@@ -1,0 +1,1 @@
+"""One APIRouter per section of the API reference; app.py includes them all."""

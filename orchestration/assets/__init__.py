@@ -1,1 +1,0 @@
-"""Dagster assets: raw ingest, dbt models, (later) ML and reports."""
