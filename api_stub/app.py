@@ -37,8 +37,20 @@ from api_stub.schemas import ApiEventIn, BatchIn
 from api_stub.state import ApiState
 from leadron.settings import Settings, get_settings
 
-ROUTERS = (ingest, status, tracking, webhooks, leads, form_submissions, page_visits, dashboard, predictive, reports,
-           scheduled_reports, exports)
+ROUTERS = (
+    ingest,
+    status,
+    tracking,
+    webhooks,
+    leads,
+    form_submissions,
+    page_visits,
+    dashboard,
+    predictive,
+    reports,
+    scheduled_reports,
+    exports,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Leadron Analytics API",
         version="v1",
         description="Engagement events in; analytics out. Auth: `X-API-Key: ldr_live_sk_...`. "
-                    "Every response uses the platform's envelope.",
+        "Every response uses the platform's envelope.",
         lifespan=lifespan,
     )
     app.state.api = state

@@ -17,24 +17,30 @@ log = logging.getLogger("leadron.api")
 
 async def api_error(request: Request, exc: ApiError) -> Response:
     headers = dict(request.scope.get("state", {}).get("rate_headers", {})) | (exc.headers or {})
-    return json_response(exc.status, error_body(exc.status, exc.message, exc.details, request_id(request), exc.code),
-                         headers)
+    return json_response(
+        exc.status, error_body(exc.status, exc.message, exc.details, request_id(request), exc.code), headers
+    )
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
     if any(e["type"] == "json_invalid" for e in exc.errors()):
-        return json_response(400, error_body(400, "Malformed JSON body", [{"field": "body", "issue": "not valid JSON"}],
-                                             request_id(request)))
-    details = [{"field": ".".join(str(p) for p in e["loc"] if p not in ("query", "header", "path", "body")),
-                "issue": e["msg"]} for e in exc.errors()]
+        return json_response(
+            400,
+            error_body(400, "Malformed JSON body", [{"field": "body", "issue": "not valid JSON"}], request_id(request)),
+        )
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"] if p not in ("query", "header", "path", "body")), "issue": e["msg"]}
+        for e in exc.errors()
+    ]
     return json_response(422, error_body(422, "Validation failed", details, request_id(request)))
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
     # Keep Starlette's headers (e.g. Allow on 405).
-    return json_response(exc.status_code, error_body(exc.status_code, message, [], request_id(request)),
-                         dict(exc.headers or {}))
+    return json_response(
+        exc.status_code, error_body(exc.status_code, message, [], request_id(request)), dict(exc.headers or {})
+    )
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

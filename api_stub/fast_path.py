@@ -37,7 +37,8 @@ class SingleEventFastPath:
                 if not message.get("more_body"):
                     break
             status, body, more = await ingest_one(
-                self.api, key, headers.get("content-type", ""), b"".join(chunks), headers.get("idempotency-key"), rid)
+                self.api, key, headers.get("content-type", ""), b"".join(chunks), headers.get("idempotency-key"), rid
+            )
             extra |= more
         except ApiError as exc:
             extra |= exc.headers or {}

@@ -25,9 +25,14 @@ from leadron.contract import describe_errors
 from leadron.keystore import ApiKey
 
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")  # visible ASCII, as in the OpenAPI document
-IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY.pattern,
-                                                  description="Retry safely: the same key and body replay the "
-                                                              "first response; another body gets 409.")]
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY.pattern,
+        description="Retry safely: the same key and body replay the first response; another body gets 409.",
+    ),
+]
 
 
 def now() -> datetime:
@@ -43,33 +48,49 @@ def validation_error(exc: ValidationError) -> ApiError:
 
 def require_json(content_type: str) -> None:
     if "json" not in content_type.split(";")[0]:
-        raise ApiError(415, "Content-Type must be application/json",
-                       [{"field": "Content-Type", "issue": "expected application/json"}])
+        raise ApiError(
+            415,
+            "Content-Type must be application/json",
+            [{"field": "Content-Type", "issue": "expected application/json"}],
+        )
 
 
 def idempotency(key: ApiKey, route: str, header: str | None, request_hash: str) -> IdempotencyRecord | None:
     if header is None:
         return None
     if not IDEMPOTENCY_KEY.match(header):
-        raise ApiError(422, "Invalid Idempotency-Key",
-                       [{"field": "Idempotency-Key", "issue": "1-255 visible ASCII characters"}])
+        raise ApiError(
+            422, "Invalid Idempotency-Key", [{"field": "Idempotency-Key", "issue": "1-255 visible ASCII characters"}]
+        )
     return IdempotencyRecord(key.tenant_id, route, header, request_hash)
 
 
 def reused_key() -> ApiError:
-    return ApiError(409, "Idempotency-Key was already used with a different request",
-                    [{"field": "Idempotency-Key", "issue": "reused with a different body"}])
+    return ApiError(
+        409,
+        "Idempotency-Key was already used with a different request",
+        [{"field": "Idempotency-Key", "issue": "reused with a different body"}],
+    )
 
 
 def other_tenant(field: str) -> ApiError:
-    return ApiError(403, "tenantId does not match the API key's tenant",
-                    [{"field": field, "issue": "must be the API key's tenant or omitted"}])
+    return ApiError(
+        403,
+        "tenantId does not match the API key's tenant",
+        [{"field": field, "issue": "must be the API key's tenant or omitted"}],
+    )
 
 
 def _event_data(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["event_id"], "tenantId": row["tenant_id"], "type": row["event_type"],
-            "leadId": row["lead_id"], "messageId": row["message_id"],
-            "workflowExecutionId": row["workflow_execution_id"], "timestamp": iso_ms(row["occurred_at"])}
+    return {
+        "id": row["event_id"],
+        "tenantId": row["tenant_id"],
+        "type": row["event_type"],
+        "leadId": row["lead_id"],
+        "messageId": row["message_id"],
+        "workflowExecutionId": row["workflow_execution_id"],
+        "timestamp": iso_ms(row["occurred_at"]),
+    }
 
 
 def _request_hash(event: ApiEventIn) -> str:
@@ -77,8 +98,9 @@ def _request_hash(event: ApiEventIn) -> str:
     return hashlib.sha256(event.model_dump_json(exclude={"tenantId"}).encode()).hexdigest()
 
 
-async def ingest_one(api: ApiState, key: ApiKey, content_type: str, raw: bytes, idempotency_key: str | None,
-                     rid: str) -> tuple[int, bytes, dict[str, str]]:
+async def ingest_one(
+    api: ApiState, key: ApiKey, content_type: str, raw: bytes, idempotency_key: str | None, rid: str
+) -> tuple[int, bytes, dict[str, str]]:
     """POST /v1/analytics/events after authentication: (status, body, extra headers)."""
     require_json(content_type)
     try:
@@ -94,8 +116,12 @@ async def ingest_one(api: ApiState, key: ApiKey, content_type: str, raw: bytes, 
     def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
         outcome = outcomes[0]
         if outcome.status == "conflict":
-            return 409, error_body(409, "eventId was already used for a different event",
-                                   [{"field": "eventId", "issue": "already used with a different body"}], rid)
+            return 409, error_body(
+                409,
+                "eventId was already used for a different event",
+                [{"field": "eventId", "issue": "already used with a different body"}],
+                rid,
+            )
         return 201, success_body(201, "Event ingested", _event_data(outcome.row), rid)
 
     idem = idempotency(key, "events", idempotency_key, _request_hash(event) if idempotency_key else "")
@@ -126,13 +152,18 @@ def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, 
             # json (not orjson): the slow path must also take what orjson cannot encode (e.g. huge integers).
             items.append((index, ApiEventIn.model_validate_json(json.dumps(item))))
         except ValidationError as exc:
-            results[index] = {"index": index, "status": "rejected", "id": None,
-                              "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]}
+            results[index] = {
+                "index": index,
+                "status": "rejected",
+                "id": None,
+                "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)],
+            }
     return items, results
 
 
-async def ingest_batch(api: ApiState, key: ApiKey, raw: bytes, idempotency_key: str | None, rid: str,
-                       rate_headers: dict) -> tuple[int, bytes, dict[str, str] | None]:
+async def ingest_batch(
+    api: ApiState, key: ApiKey, raw: bytes, idempotency_key: str | None, rid: str, rate_headers: dict
+) -> tuple[int, bytes, dict[str, str] | None]:
     """POST /v1/analytics/events/batch after authentication: (status, body, extra headers)."""
     received = now()
     items, results = validate_batch(raw)
@@ -155,22 +186,35 @@ async def ingest_batch(api: ApiState, key: ApiKey, raw: bytes, idempotency_key: 
         merged = dict(results)
         for index, (status, event) in zip(positions, outcomes):  # per event of every batch: kept lean
             if status == "conflict":
-                merged[index] = {"index": index, "status": "rejected", "id": event.event_id, "errors": [
-                    {"field": "eventId", "issue": "already used with a different body"}]}
+                merged[index] = {
+                    "index": index,
+                    "status": "rejected",
+                    "id": event.event_id,
+                    "errors": [{"field": "eventId", "issue": "already used with a different body"}],
+                }
             else:
                 merged[index] = {"index": index, "status": status, "id": event.event_id, "errors": []}
         items = [merged[i] for i in range(total)] if results else list(merged.values())
         counts = Counter([i["status"] for i in items])
         if counts["rejected"] == len(items):
-            details = [{"field": f"events.{i['index']}.{e['field']}", "issue": e["issue"]}
-                       for i in items for e in i["errors"]]
+            details = [
+                {"field": f"events.{i['index']}.{e['field']}", "issue": e["issue"]} for i in items for e in i["errors"]
+            ]
             return 422, error_body(422, "No event of the batch was valid", details, rid)
         status = 201 if counts["rejected"] == 0 else 207
-        data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "rejected": counts["rejected"],
-                "results": items}
-        return status, success_body(status, f"Batch processed: {counts['accepted']} accepted, "
-                                            f"{counts['duplicate']} duplicate, {counts['rejected']} rejected",
-                                    data, rid)
+        data = {
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": items,
+        }
+        return status, success_body(
+            status,
+            f"Batch processed: {counts['accepted']} accepted, "
+            f"{counts['duplicate']} duplicate, {counts['rejected']} rejected",
+            data,
+            rid,
+        )
 
     # The same bytes are the same batch request (hashed only when a key is given).
     idem = idempotency(key, "events/batch", idempotency_key, hashlib.sha256(raw).hexdigest() if idempotency_key else "")
@@ -180,8 +224,12 @@ async def ingest_batch(api: ApiState, key: ApiKey, raw: bytes, idempotency_key: 
     return committed.status, committed.body, {"Idempotent-Replayed": "true"} if committed.replayed else None
 
 
-def land_events(api: ApiState, tenant: str, bodies: list[tuple[int, dict]], source: str,
-                ) -> tuple[list[StoredEvent], list[int], list[dict[str, Any]]]:
+def land_events(
+    api: ApiState,
+    tenant: str,
+    bodies: list[tuple[int, dict]],
+    source: str,
+) -> tuple[list[StoredEvent], list[int], list[dict[str, Any]]]:
     """Validate already-mapped event bodies (webhooks): (stored events, their indexes, rejected results)."""
     received = now()
     rows, positions, rejected = [], [], []
@@ -189,8 +237,14 @@ def land_events(api: ApiState, tenant: str, bodies: list[tuple[int, dict]], sour
         try:
             event = ApiEventIn.model_validate_json(json.dumps(body))
         except ValidationError as exc:
-            rejected.append({"index": index, "status": "rejected", "id": body.get("eventId"),
-                             "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]})
+            rejected.append(
+                {
+                    "index": index,
+                    "status": "rejected",
+                    "id": body.get("eventId"),
+                    "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)],
+                }
+            )
             continue
         stored = encode_event(event, tenant, received, source, index)
         if issue := api.too_old(stored):

@@ -73,8 +73,14 @@ class RequestContextMiddleware:
                 if status_holder["status"] == 0:
                     await self._too_large(send_with_id, request_id)
         if log.isEnabledFor(logging.INFO):
-            log.info("%s %s %s %.1fms request_id=%s", scope["method"], loggable(scope["path"]), status_holder["status"],
-                     (time.perf_counter() - started) * 1000, request_id)
+            log.info(
+                "%s %s %s %.1fms request_id=%s",
+                scope["method"],
+                loggable(scope["path"]),
+                status_holder["status"],
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
 
     @staticmethod
     async def _drain(receive) -> None:
@@ -102,11 +108,23 @@ class RequestContextMiddleware:
             pass
 
     async def _too_large(self, send, request_id: str) -> None:
-        body = error_body(413, f"Request body is larger than {self.max_body} bytes",
-                          [{"field": "body", "issue": f"at most {self.max_body} bytes"}], request_id)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = error_body(
+            413,
+            f"Request body is larger than {self.max_body} bytes",
+            [{"field": "body", "issue": f"at most {self.max_body} bytes"}],
+            request_id,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -114,5 +132,6 @@ class BodyTooLarge(ApiError):
     """Raised from `receive` when more bytes arrive than allowed; handlers render it as 413."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"Request body is larger than {limit} bytes",
-                         [{"field": "body", "issue": f"at most {limit} bytes"}])
+        super().__init__(
+            413, f"Request body is larger than {limit} bytes", [{"field": "body", "issue": f"at most {limit} bytes"}]
+        )

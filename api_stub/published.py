@@ -48,8 +48,13 @@ RETRY_AFTER_S = 5
 
 
 def _busy(reason: str) -> ApiError:
-    return ApiError(503, reason, [{"field": "request", "issue": "try again later"}], code="OVERLOADED",
-                    headers={"Retry-After": str(RETRY_AFTER_S)})
+    return ApiError(
+        503,
+        reason,
+        [{"field": "request", "issue": "try again later"}],
+        code="OVERLOADED",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 class _Pool:
@@ -106,8 +111,10 @@ class PublishedReader:
         self.timeout_s = settings.read_timeout_s
         self.memory_limit = settings.read_memory_limit
         queue = settings.read_queue_per_thread
-        self.pools = {"read": _Pool("read", settings.read_pool_size, queue),
-                      "heavy": _Pool("heavy-read", settings.heavy_read_pool_size, queue)}
+        self.pools = {
+            "read": _Pool("read", settings.read_pool_size, queue),
+            "heavy": _Pool("heavy-read", settings.heavy_read_pool_size, queue),
+        }
         self._current: _Version | None = None
         self._lock = threading.Lock()
         self._watchdog = _Watchdog()
@@ -130,8 +137,12 @@ class PublishedReader:
         with self._lock:
             if self._current is None or self._current.path != path:
                 if not os.path.exists(path):
-                    raise ApiError(503, "Nothing is published yet: run the pipeline first", [
-                        {"field": "data", "issue": "no published warehouse"}], code="NOT_PUBLISHED")
+                    raise ApiError(
+                        503,
+                        "Nothing is published yet: run the pipeline first",
+                        [{"field": "data", "issue": "no published warehouse"}],
+                        code="NOT_PUBLISHED",
+                    )
                 con = duckdb.connect(path, read_only=True)
                 # A SET, not a connect-time config: the exports and report runs of this process open the
                 # same file, and DuckDB refuses a second connection with another configuration.
@@ -163,4 +174,3 @@ class PublishedReader:
             if self._current is not None:
                 self._current.con.close()
                 self._current = None
-

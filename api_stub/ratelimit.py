@@ -63,9 +63,16 @@ class ClientLimits:
 
     @staticmethod
     def _too_many(limit: float, retry_after: int, field: str, issue: str) -> ApiError:
-        return ApiError(429, "Too many requests from this client", [{"field": field, "issue": issue}],
-                        headers={"Retry-After": str(retry_after), "X-RateLimit-Limit": str(int(limit)),
-                                 "X-RateLimit-Remaining": "0"})
+        return ApiError(
+            429,
+            "Too many requests from this client",
+            [{"field": field, "issue": issue}],
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Limit": str(int(limit)),
+                "X-RateLimit-Remaining": "0",
+            },
+        )
 
     def refuse_if_failing(self, client: str) -> None:
         tokens, retry_after = self.failures.peek(client)

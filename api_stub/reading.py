@@ -11,8 +11,8 @@ from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from api_stub.envelope import ApiError, json_response, pagination, success_body
-from leadron.reads.shaping import shape, value  # noqa: F401 - re-exported for the routers
 from api_stub.published import Freshness
+from leadron.reads.shaping import shape, value  # noqa: F401 - re-exported for the routers
 
 MAX_DAYS = 731  # the longest range a dashboard may ask for
 
@@ -54,16 +54,36 @@ def send(request: Request, status: int, body: bytes, headers: dict[str, str] | N
     return json_response(status, body, dict(request.scope["state"].get("rate_headers", {})) | (headers or {}))
 
 
-def respond(request: Request, message: str, data: Any, freshness: Freshness | None = None, status: int = 200,
-            page: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
+def respond(
+    request: Request,
+    message: str,
+    data: Any,
+    freshness: Freshness | None = None,
+    status: int = 200,
+    page: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     extra = {"dataFreshness": freshness.as_meta()} if freshness else None
-    body = success_body(status, message, data, request.scope["state"].get("request_id"), meta_extra=extra,
-                        **({"pagination": page} if page is not None else {}))
+    body = success_body(
+        status,
+        message,
+        data,
+        request.scope["state"].get("request_id"),
+        meta_extra=extra,
+        **({"pagination": page} if page is not None else {}),
+    )
     return send(request, status, body, headers)
 
 
-def paged(request: Request, message: str, rows: list[dict], total: int, page: int, limit: int,
-          freshness: Freshness | None = None) -> Response:
+def paged(
+    request: Request,
+    message: str,
+    rows: list[dict],
+    total: int,
+    page: int,
+    limit: int,
+    freshness: Freshness | None = None,
+) -> Response:
     return respond(request, message, rows, freshness, page=pagination(page, limit, total))
 
 

@@ -42,10 +42,12 @@ def unloaded_events(settings: Settings, tenant_id: str, day: date, after: dateti
         parts = [f"SELECT {columns} FROM tail"]
         if files:
             parts.append(f"SELECT {columns} FROM read_parquet($files, union_by_name = true)")
-        cur = con.execute(f"""
-            SELECT {', '.join(COLUMNS)} FROM ({' UNION ALL '.join(parts)})
+        cur = con.execute(
+            f"""
+            SELECT {", ".join(COLUMNS)} FROM ({" UNION ALL ".join(parts)})
             WHERE tenant_id = $tenant AND CAST(occurred_at AS DATE) = $day
               AND ($after IS NULL OR received_at > $after)
             QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1""",
-            {"tenant": tenant_id, "day": day, "after": after, **({"files": files} if files else {})})
+            {"tenant": tenant_id, "day": day, "after": after, **({"files": files} if files else {})},
+        )
         return [dict(zip(COLUMNS, row)) for row in cur.fetchall()]

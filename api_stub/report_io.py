@@ -18,12 +18,13 @@ from fastapi import Path
 from pydantic import ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
-from leadron.contract import describe_errors
 from api_stub.envelope import ApiError
 from api_stub.reading import not_found
 from leadron import exports, report_store
+from leadron.contract import describe_errors
+from leadron.metric_catalogue import fields
 from leadron.report_schedules import ReportSchedule
-from leadron.reports import ReportDefinition, fields
+from leadron.reports import ReportDefinition
 
 log = logging.getLogger("leadron.api.exports")
 ObjectId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -32,8 +33,9 @@ ObjectId = Annotated[str, Path(min_length=1, max_length=64)]
 def _input_model(name: str, model, without: tuple[str, ...]):
     """`model`'s fields minus those the server sets, with camelCase names (snake_case accepted)."""
     config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
-    return create_model(name, __config__=config,
-                        **{n: (f.annotation, f) for n, f in model.model_fields.items() if n not in without})
+    return create_model(
+        name, __config__=config, **{n: (f.annotation, f) for n, f in model.model_fields.items() if n not in without}
+    )
 
 
 ReportIn = _input_model("ReportIn", ReportDefinition, ("id", "tenant_id", "schedules"))
@@ -56,8 +58,12 @@ def report_data(stored: dict) -> dict[str, Any]:
 
 
 def schedule_data(stored: dict) -> dict[str, Any]:
-    return {**stored["schedule"].model_dump(mode="json"), "reportId": stored["report_id"],
-            "createdAt": stored["created_at"], "updatedAt": stored["updated_at"]}
+    return {
+        **stored["schedule"].model_dump(mode="json"),
+        "reportId": stored["report_id"],
+        "createdAt": stored["created_at"],
+        "updatedAt": stored["updated_at"],
+    }
 
 
 async def blocking(work, *args):
@@ -77,8 +83,13 @@ async def stored_schedule(settings, tenant: str, report_id: str, schedule_id: st
         raise not_found("Schedule", "scheduleId")
     return stored
 
-MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson",
-               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+MEDIA_TYPES = {
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "jsonl": "application/x-ndjson",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def export_quietly(settings, export, export_id: str) -> None:
@@ -90,18 +101,33 @@ def export_quietly(settings, export, export_id: str) -> None:
 
 def export_data(stored: dict, signed_url: str | None) -> dict[str, Any]:
     request = json.loads(stored["request"])
-    url = signed_url or (f"/v1/analytics/exports/{stored['export_id']}/download" if stored["status"] == "succeeded"
-                         else None)
-    return {"id": stored["export_id"], "status": stored["status"], "dataset": request["dataset"],
-            "format": request["format"], "rowCount": stored["rows"], "downloadUrl": url,
-            "dataFreshAsOf": stored["data_freshness_watermark"], "error": exports.public_error(stored["error"]),
-            "createdAt": stored["created_at"], "finishedAt": stored["finished_at"]}
+    url = signed_url or (
+        f"/v1/analytics/exports/{stored['export_id']}/download" if stored["status"] == "succeeded" else None
+    )
+    return {
+        "id": stored["export_id"],
+        "status": stored["status"],
+        "dataset": request["dataset"],
+        "format": request["format"],
+        "rowCount": stored["rows"],
+        "downloadUrl": url,
+        "dataFreshAsOf": stored["data_freshness_watermark"],
+        "error": exports.public_error(stored["error"]),
+        "createdAt": stored["created_at"],
+        "finishedAt": stored["finished_at"],
+    }
 
 
 def run_data(stored: dict, definition: ReportDefinition) -> dict[str, Any]:
-    return {"id": stored["run_id"], "reportId": stored["report_id"], "status": stored["status"],
-            "createdAt": stored["created_at"], "rowCount": stored["row_count"],
-            # Each column's label and unit from the catalogue, beside the rows (keyed by the catalogue names).
-            "fields": fields([*definition.dimensions, *definition.metrics]),
-            "rows": orjson.loads(stored["rows"]) if stored["rows"] else [],
-            "publicationVersion": stored["publication_version"], "dataFreshAsOf": stored["data_fresh_as_of"]}
+    return {
+        "id": stored["run_id"],
+        "reportId": stored["report_id"],
+        "status": stored["status"],
+        "createdAt": stored["created_at"],
+        "rowCount": stored["row_count"],
+        # Each column's label and unit from the catalogue, beside the rows (keyed by the catalogue names).
+        "fields": fields([*definition.dimensions, *definition.metrics]),
+        "rows": orjson.loads(stored["rows"]) if stored["rows"] else [],
+        "publicationVersion": stored["publication_version"],
+        "dataFreshAsOf": stored["data_fresh_as_of"],
+    }

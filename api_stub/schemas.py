@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from leadron.contract import EventIn, EventType, Id
 from api_stub.reading import Day
+from leadron.contract import EventIn, EventType, Id
 
 MAX_BATCH = 1000
 
@@ -20,8 +20,9 @@ class ApiEventIn(EventIn):
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH,
-                                         description="Up to 1,000 events (each the body of POST /events)")
+    events: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Up to 1,000 events (each the body of POST /events)"
+    )
 
 
 class ValidBatchIn(BaseModel):

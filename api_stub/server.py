@@ -34,9 +34,17 @@ def app_factory():
 
 
 def _config(host: str, port: int, log_level: str) -> uvicorn.Config:
-    return uvicorn.Config("api_stub.server:app_factory", factory=True, host=host, port=port, loop="uvloop",
-                          http="httptools", access_log=False, log_level=log_level.lower(),
-                          timeout_graceful_shutdown=10)
+    return uvicorn.Config(
+        "api_stub.server:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _reuseport_socket(host: str, port: int) -> socket.socket:

@@ -58,8 +58,9 @@ class ApiState:
         self.reader.close()
 
     # ---- auth + rate limit ------------------------------------------------------------------
-    def authenticate(self, api_key: str | None, scope: str, client: str,
-                     cost: float = COST["request"]) -> tuple[ApiKey, dict[str, str]]:
+    def authenticate(
+        self, api_key: str | None, scope: str, client: str, cost: float = COST["request"]
+    ) -> tuple[ApiKey, dict[str, str]]:
         """The key and its rate-limit headers; ApiError 401 / 429 / 403 otherwise.
 
         A client address whose failed authentications use up LEADRON_AUTH_FAILURE_RATE gets 429 before its
@@ -71,8 +72,12 @@ class ApiState:
             raise unauthorized()
         headers = self.charge(key, cost)
         if scope not in key.scopes:
-            raise ApiError(403, f"The API key lacks the {scope} scope",
-                           [{"field": "X-API-Key", "issue": f"needs {scope}"}], headers=headers)
+            raise ApiError(
+                403,
+                f"The API key lacks the {scope} scope",
+                [{"field": "X-API-Key", "issue": f"needs {scope}"}],
+                headers=headers,
+            )
         return key, headers
 
     def charge(self, key: ApiKey, cost: float, headers: dict[str, str] | None = None) -> dict[str, str]:
@@ -80,8 +85,12 @@ class ApiState:
         allowed, remaining, retry_after = self.limiter.take(key.key_id, cost)
         headers = {"X-RateLimit-Limit": str(int(self.settings.api_rate_per_s)), "X-RateLimit-Remaining": str(remaining)}
         if not allowed:
-            raise ApiError(429, "Rate limit exceeded", [{"field": "X-API-Key", "issue": "too many requests"}],
-                           headers=headers | {"Retry-After": str(retry_after)})
+            raise ApiError(
+                429,
+                "Rate limit exceeded",
+                [{"field": "X-API-Key", "issue": "too many requests"}],
+                headers=headers | {"Retry-After": str(retry_after)},
+            )
         return headers
 
     # ---- the event log ------------------------------------------------------------------------

@@ -32,8 +32,13 @@ def percentiles(samples: list[float]) -> dict:
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
-    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2),
-            "requests": len(samples)}
+    return {
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2),
+        "requests": len(samples),
+    }
 
 
 def timed(client, path: str, params: dict, n: int, method: str = "GET", body: dict | None = None) -> dict:
@@ -57,7 +62,9 @@ def ensure_built(settings, events: int) -> float | None:
     copy = published_copy(settings.publish_dir)
     if copy.exists():
         with duckdb.connect(str(copy), read_only=True) as con:
-            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fct_events'").fetchall()[0][0]:
+            if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fct_events'").fetchall()[
+                0
+            ][0]:
                 return None
     from orchestration.runner import run_build
 
@@ -94,10 +101,14 @@ def main() -> int:
     build_seconds = ensure_built(settings, args.events)
     with duckdb.connect(str(published_copy(settings.publish_dir)), read_only=True) as con:
         events = con.execute("SELECT count(*) FROM fct_events").fetchall()[0][0]
-        tenant, last_day = con.execute("SELECT tenant_id, max(event_date) FROM fct_events GROUP BY 1 "
-                                       "ORDER BY count(*) DESC LIMIT 1").fetchall()[0]
-        lead = con.execute("SELECT lead_id FROM fct_events WHERE tenant_id = ? AND lead_id IS NOT NULL GROUP BY 1 "
-                           "ORDER BY count(*) DESC LIMIT 1", [tenant]).fetchall()[0][0]
+        tenant, last_day = con.execute(
+            "SELECT tenant_id, max(event_date) FROM fct_events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchall()[0]
+        lead = con.execute(
+            "SELECT lead_id FROM fct_events WHERE tenant_id = ? AND lead_id IS NOT NULL GROUP BY 1 "
+            "ORDER BY count(*) DESC LIMIT 1",
+            [tenant],
+        ).fetchall()[0][0]
     today = datetime.now(UTC).date()
     end = min(today, last_day)
     days90 = {"from": (end - timedelta(days=89)).isoformat(), "to": end.isoformat()}
@@ -110,29 +121,40 @@ def main() -> int:
         results = {
             "reference_health": timed(client, "/health", {}, n),
             "kpis_90_days_by_day": timed(client, f"{api}/dashboard/kpis", days90, n),
-            "kpis_90_days_by_week_vs_previous": timed(client, f"{api}/dashboard/kpis",
-                                                      {**days90, "groupBy": "week", "compareTo": "previous_period"}, n),
+            "kpis_90_days_by_week_vs_previous": timed(
+                client, f"{api}/dashboard/kpis", {**days90, "groupBy": "week", "compareTo": "previous_period"}, n
+            ),
             "cohorts_12_weeks": timed(client, f"{api}/dashboard/cohorts", weeks12, n),
             "team_performance_12_weeks": timed(client, f"{api}/dashboard/team-performance", weeks12, n),
             "lead_timeline": timed(client, f"{api}/leads/{lead}/timeline", {}, n),
             "top_pages_90_days": timed(client, f"{api}/page-visits/top-pages", days90, n),
             "funnel_4_steps_90_days": timed(client, f"{api}/dashboard/funnel", days90, max(20, n // 10)),
-            "funnel_4_steps_90_days_by_workflow": timed(client, f"{api}/dashboard/funnel",
-                                                        {**days90, "breakdown": "workflow"}, max(20, n // 10)),
+            "funnel_4_steps_90_days_by_workflow": timed(
+                client, f"{api}/dashboard/funnel", {**days90, "breakdown": "workflow"}, max(20, n // 10)
+            ),
         }
         # Ingest -> visible in today's KPIs.
         today_params = {"from": today.isoformat(), "to": today.isoformat()}
 
         def page_visits() -> int:
-            return client.get(f"{api}/dashboard/kpis", params=today_params).json()["data"]["today"]["events"].get(
-                "page_visit", 0)
+            return (
+                client.get(f"{api}/dashboard/kpis", params=today_params)
+                .json()["data"]["today"]["events"]
+                .get("page_visit", 0)
+            )
 
         delays = []
         for i in range(30):
             before = page_visits()
-            response = client.post(f"{api}/events", json={"eventId": f"bench-{time.time_ns()}-{i}",
-                                                          "eventType": "page_visit", "leadId": lead,
-                                                          "url": "https://bench.example/"})
+            response = client.post(
+                f"{api}/events",
+                json={
+                    "eventId": f"bench-{time.time_ns()}-{i}",
+                    "eventType": "page_visit",
+                    "leadId": lead,
+                    "url": "https://bench.example/",
+                },
+            )
             assert response.status_code == 201, response.text
             accepted = time.perf_counter()
             while page_visits() == before:
@@ -145,17 +167,31 @@ def main() -> int:
     ref = results["reference_health"]["p50_ms"]
     for r in results.values():
         r["p50_ratio_to_reference"] = round(r["p50_ms"] / ref, 1) if ref else None
-    record = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "events_published": events, "tenant": tenant, "build_seconds": build_seconds, "results": results}
+    record = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "events_published": events,
+        "tenant": tenant,
+        "build_seconds": build_seconds,
+        "results": results,
+    }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "api_10m.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = ["# Dashboard API latency, ~10M events", "",
-             f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events published; tenant "
-             f"{tenant}; one request at a time through `leadron serve` (1 worker).", "",
-             "| request | p50 ms | p95 ms | p99 ms | max ms | requests | p50 / reference |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {k} | {v['p50_ms']} | {v['p95_ms']} | {v['p99_ms']} | {v['max_ms']} | {v['requests']} | "
-              f"{v['p50_ratio_to_reference']} |" for k, v in results.items()]
+    lines = [
+        "# Dashboard API latency, ~10M events",
+        "",
+        f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events published; tenant "
+        f"{tenant}; one request at a time through `leadron serve` (1 worker).",
+        "",
+        "| request | p50 ms | p95 ms | p99 ms | max ms | requests | p50 / reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['p50_ms']} | {v['p95_ms']} | {v['p99_ms']} | {v['max_ms']} | {v['requests']} | "
+        f"{v['p50_ratio_to_reference']} |"
+        for k, v in results.items()
+    ]
     (out / "api_10m.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

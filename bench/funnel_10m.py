@@ -65,32 +65,50 @@ def main() -> int:
 
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     events = con.execute("SELECT count(*) FROM marts.fct_events").fetchone()[0]
-    tenant, last = con.execute("SELECT tenant_id, max(occurred_at) FROM marts.fct_events "
-                               "GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 1").fetchone()
+    tenant, last = con.execute(
+        "SELECT tenant_id, max(occurred_at) FROM marts.fct_events GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
     start = (last - timedelta(days=90)).replace(hour=0, minute=0, second=0, microsecond=0)
     steps = [FunnelStep(event_type=t) for t in ("email_sent", "email_open", "link_click", "email_reply")]
     spec = FunnelSpec(steps=steps, window_seconds=7 * 86400, tenant_id=tenant, start=start, end=last)
     results = {
-        "reference_scan_count_by_type": timed(lambda: con.execute(
-            "SELECT event_type, count(*) FROM marts.fct_events WHERE tenant_id = ? AND occurred_at >= ? "
-            "AND occurred_at < ? GROUP BY 1", [tenant, start, last]).fetchall()),
+        "reference_scan_count_by_type": timed(
+            lambda: con.execute(
+                "SELECT event_type, count(*) FROM marts.fct_events WHERE tenant_id = ? AND occurred_at >= ? "
+                "AND occurred_at < ? GROUP BY 1",
+                [tenant, start, last],
+            ).fetchall()
+        ),
         "funnel_4_steps_90_days_one_tenant": timed(lambda: run_funnel(con, spec)),
-        "funnel_4_steps_90_days_by_workflow": timed(lambda: run_funnel(con, spec.model_copy(
-            update={"breakdowns": ("workflow",)}))),
-        "funnel_4_steps_90_days_all_tenants": timed(lambda: run_funnel(con, spec.model_copy(update={"tenant_id": None}))),
+        "funnel_4_steps_90_days_by_workflow": timed(
+            lambda: run_funnel(con, spec.model_copy(update={"breakdowns": ("workflow",)}))
+        ),
+        "funnel_4_steps_90_days_all_tenants": timed(
+            lambda: run_funnel(con, spec.model_copy(update={"tenant_id": None}))
+        ),
     }
     ref = results["reference_scan_count_by_type"]["p50_s"]
-    for name, r in results.items():
+    for r in results.values():
         r["ratio_to_reference"] = round(r["p50_s"] / ref, 2) if ref else None
-    record = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "events_in_staging": events, "largest_tenant": tenant, "build_seconds": build_seconds,
-              "results": results}
+    record = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "events_in_staging": events,
+        "largest_tenant": tenant,
+        "build_seconds": build_seconds,
+        "results": results,
+    }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "funnel_10m.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = ["# Funnel engine latency, ~10M events", "",
-             f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events in staging; "
-             f"tenant {tenant}.", "", "| query | p50 s | max s | ratio to reference scan |", "|---|---|---|---|"]
+    lines = [
+        "# Funnel engine latency, ~10M events",
+        "",
+        f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events in staging; tenant {tenant}.",
+        "",
+        "| query | p50 s | max s | ratio to reference scan |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {k} | {v['p50_s']} | {v['max_s']} | {v['ratio_to_reference']} |" for k, v in results.items()]
     (out / "funnel_10m.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

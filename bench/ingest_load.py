@@ -38,8 +38,17 @@ from tests.api_server import Server  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 
 
-def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, script: str | None,
-            proc: psutil.Process, wal: Path, env: dict[str, str] | None = None) -> dict:
+def run_wrk(
+    url: str,
+    path: str,
+    key: str,
+    connections: int,
+    seconds: int,
+    script: str | None,
+    proc: psutil.Process,
+    wal: Path,
+    env: dict[str, str] | None = None,
+) -> dict:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"X-API-Key: {key}"]
     if script:
         args += ["-s", str(BENCH / script)]
@@ -59,8 +68,9 @@ def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, scrip
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    out = subprocess.run(args + [url + path], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                         check=True).stdout
+    out = subprocess.run(
+        args + [url + path], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True
+    ).stdout
     stop.set()
     sampler.join()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -69,8 +79,13 @@ def run_wrk(url: str, path: str, key: str, connections: int, seconds: int, scrip
     lat = {p: re.search(rf"\s{re.escape(p)}\s+([\d.]+\w+)", out).group(1) for p in ("50%", "99%")}
     steady = samples[2:] or samples
     return {
-        "requests_per_s": rps, "requests": requests, "errors": int(non_2xx.group(1)) if non_2xx else 0,
-        "latency_p50": lat["50%"], "latency_p99": lat["99%"], "connections": connections, "seconds": seconds,
+        "requests_per_s": rps,
+        "requests": requests,
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+        "latency_p50": lat["50%"],
+        "latency_p99": lat["99%"],
+        "connections": connections,
+        "seconds": seconds,
         "server_cpu_pct_mean": round(sum(c for c, _ in steady) / len(steady), 1),
         "server_rss_mib_max": round(max(r for _, r in samples), 1),
         "log_wal_mib_max": round(max(wal_sizes) / 2**20, 1),
@@ -103,18 +118,31 @@ def main() -> int:
         return 2
     home = Path(tempfile.mkdtemp(prefix="leadron-bench-")) / "home"
     home.mkdir()
-    server = Server(home, {"LEADRON_LOG_LEVEL": "WARNING", "LEADRON_RATE_LIMIT": "10000000",
-                           "LEADRON_RATE_BURST": "10000000"}, workers=args.workers).start()
+    server = Server(
+        home,
+        {"LEADRON_LOG_LEVEL": "WARNING", "LEADRON_RATE_LIMIT": "10000000", "LEADRON_RATE_BURST": "10000000"},
+        workers=args.workers,
+    ).start()
     try:
         key = server.create_key("bench-tenant")
         proc = psutil.Process(server.proc.pid)
         wal = home / "landing" / "api" / "events.sqlite-wal"
         results = {"reference_health_get": run_wrk(server.url, "/health", key, 128, args.seconds, None, proc, wal)}
-        results["single_event"] = run_wrk(server.url, "/v1/analytics/events", key, 128, args.seconds, "single.lua",
-                                          proc, wal)
+        results["single_event"] = run_wrk(
+            server.url, "/v1/analytics/events", key, 128, args.seconds, "single.lua", proc, wal
+        )
         quiet_s = wait_quiet(proc)
-        results["batch_500"] = run_wrk(server.url, "/v1/analytics/events/batch", key, 16, args.seconds, "batch.lua",
-                                       proc, wal, {"BATCH_SIZE": "500"})
+        results["batch_500"] = run_wrk(
+            server.url,
+            "/v1/analytics/events/batch",
+            key,
+            16,
+            args.seconds,
+            "batch.lua",
+            proc,
+            wal,
+            {"BATCH_SIZE": "500"},
+        )
         results["batch_500"]["waited_for_quiet_s"] = quiet_s
     finally:
         server.stop()
@@ -130,7 +158,7 @@ def main() -> int:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "server": f"leadron serve ({args.workers} uvicorn worker(s), uvloop + httptools), group commit to SQLite WAL, "
-                  "synchronous=FULL",
+        "synchronous=FULL",
         "load_generator": "wrk 1 thread on the same machine",
         "results": results,
         "durable_log_rows": stored,
@@ -141,18 +169,26 @@ def main() -> int:
     name = f"ingest_load_{args.workers}w"
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
-        "# Ingestion API load benchmark", "",
+        "# Ingestion API load benchmark",
+        "",
         f"Measured {record['measured_at']} on {record['machine']['cpus']} CPUs; server ({args.workers} worker(s)) and "
-        "wrk share the machine.", "",
+        "wrk share the machine.",
+        "",
         "| run | requests/s | events/s | p50 | p99 | server CPU % | server RSS MiB | log WAL MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for run_name, r in results.items():
-        lines.append(f"| {run_name} | {r['requests_per_s']:.0f} | {r.get('events_per_s', '-')} | {r['latency_p50']} | "
-                     f"{r['latency_p99']} | {r['server_cpu_pct_mean']} | {r['server_rss_mib_max']} | {r['log_wal_mib_max']} |")
-    lines += ["", f"Single-event throughput is {single['ratio_to_reference']:.2f}x the reference (GET /health, no work).",
-              f"Durable log rows after the run: {stored:,} (acknowledged: {acknowledged:,}; the log also holds "
-              "requests completed after wrk's clock stopped).", ""]
+        lines.append(
+            f"| {run_name} | {r['requests_per_s']:.0f} | {r.get('events_per_s', '-')} | {r['latency_p50']} | "
+            f"{r['latency_p99']} | {r['server_cpu_pct_mean']} | {r['server_rss_mib_max']} | {r['log_wal_mib_max']} |"
+        )
+    lines += [
+        "",
+        f"Single-event throughput is {single['ratio_to_reference']:.2f}x the reference (GET /health, no work).",
+        f"Durable log rows after the run: {stored:,} (acknowledged: {acknowledged:,}; the log also holds "
+        "requests completed after wrk's clock stopped).",
+        "",
+    ]
     (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -40,9 +40,10 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
 
     started: dict[str, float] = {}
     spent: dict[str, float] = {}
-    records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_START,
-                                                            dg.DagsterEventType.STEP_SUCCESS,
-                                                            dg.DagsterEventType.STEP_FAILURE}).records
+    records = instance.get_records_for_run(
+        run_id,
+        of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE},
+    ).records
     for record in records:
         entry = record.event_log_entry
         key = entry.step_key
@@ -87,54 +88,68 @@ SAME_ROWS = {
         "SELECT tenant_id, event_id, event_type, occurred_at, lead_id, message_id, workflow_id, step_number, user_id, "
         "team_id, lead_source, is_bot FROM wh.marts.fct_events",
         "SELECT tenant_id, event_id, event_type, occurred_at, lead_id, message_id, workflow_id, step_number, user_id, "
-        "team_id, lead_source, is_bot FROM ref_fct_events"),
+        "team_id, lead_source, is_bot FROM ref_fct_events",
+    ),
     "mart_kpis_daily": (
         "SELECT tenant_id, kpi_date, sent, delivered, replied, bounced, unique_opens, unique_clicks, leads_contacted, "
         "leads_engaged, leads_replied, leads_converted FROM wh.marts.mart_kpis_daily",
         "SELECT tenant_id, kpi_date, emails_sent, emails_delivered, replies, bounces, unique_opens, unique_clicks, "
-        "leads_contacted, leads_engaged, leads_replied, leads_converted FROM ref_kpis_daily"),
+        "leads_contacted, leads_engaged, leads_replied, leads_converted FROM ref_kpis_daily",
+    ),
     "mart_email_performance_daily": (
         "SELECT tenant_id, send_date, workflow_id, step_number, user_id, sent, bounced, delivered, opens_total, "
         "unique_opens, replied, leads_replied FROM wh.marts.mart_email_performance_daily",
         "SELECT tenant_id, send_date, workflow_id, step_number, user_id, sent, bounced, delivered, opens_total, "
-        "unique_opens, replied, leads_replied FROM ref_email_performance_daily"),
+        "unique_opens, replied, leads_replied FROM ref_email_performance_daily",
+    ),
     "mart_activity_daily": (
         "SELECT tenant_id, event_date, event_type, events, human_events, bot_events, unique_leads "
-        "FROM wh.marts.mart_activity_daily", "SELECT * FROM ref_activity_daily"),
+        "FROM wh.marts.mart_activity_daily",
+        "SELECT * FROM ref_activity_daily",
+    ),
     "mart_cohort_retention": (
         "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
         "FROM wh.marts.mart_cohort_retention",
         "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
-        "FROM ref_cohort_retention"),
+        "FROM ref_cohort_retention",
+    ),
     "mart_funnel_email": (
         "SELECT tenant_id, cohort_week, workflow, step1_entities, step2_entities, step3_entities, step4_entities "
         "FROM wh.marts.mart_funnel_email",
-        "SELECT tenant_id, cohort_week, workflow_id, step1, step2, step3, step4 FROM ref_funnel_email"),
+        "SELECT tenant_id, cohort_week, workflow_id, step1, step2, step3, step4 FROM ref_funnel_email",
+    ),
     "mart_funnel_web": (
         "SELECT tenant_id, cohort_week, lead_source, step1_entities, step2_entities FROM wh.marts.mart_funnel_web",
-        "SELECT tenant_id, cohort_week, lead_source, step1, step2 FROM ref_funnel_web"),
+        "SELECT tenant_id, cohort_week, lead_source, step1, step2 FROM ref_funnel_web",
+    ),
     "mart_team_performance": (
         "SELECT tenant_id, team_id, user_id, week_start, sent, replied, leads_converted, median_seconds_to_first_reply "
         "FROM wh.marts.mart_team_performance",
         "SELECT tenant_id, team_id, user_id, week_start, sent, replied, leads_converted, median_seconds_to_first_reply "
-        "FROM ref_team_performance"),
+        "FROM ref_team_performance",
+    ),
     "mart_sequence_steps": (
         "SELECT tenant_id, workflow_id, step_number, sends, executions, executions_not_yet_replied, "
         "executions_replied_at_step, executions_started, executions_replied_by_step FROM wh.marts.mart_sequence_steps",
         "SELECT tenant_id, workflow_id, step_number, sends, executions, not_yet_replied, replied_at_step, started, "
-        "replied_by_step FROM ref_sequence_steps"),
+        "replied_by_step FROM ref_sequence_steps",
+    ),
     "mart_form_submissions_daily": (
         "SELECT tenant_id, form_id, submission_date, submissions, unique_leads, leads_converted_afterwards "
-        "FROM wh.marts.mart_form_submissions_daily", "SELECT * FROM ref_form_submissions_daily"),
+        "FROM wh.marts.mart_form_submissions_daily",
+        "SELECT * FROM ref_form_submissions_daily",
+    ),
     "mart_page_visits_daily": (
         "SELECT tenant_id, page_url, visit_date, visits, unique_leads FROM wh.marts.mart_page_visits_daily",
-        "SELECT * FROM ref_page_visits_daily"),
+        "SELECT * FROM ref_page_visits_daily",
+    ),
     "mart_lead_engagement": (
         "SELECT tenant_id, lead_id, sends, opens, clicks, replies, form_submissions, page_visits, "
         "last_human_engagement_at, engagement_tier FROM wh.marts.mart_lead_engagement",
         "SELECT tenant_id, lead_id, coalesce(sends, 0), coalesce(opens, 0), coalesce(clicks, 0), coalesce(replies, 0), "
         "coalesce(form_submissions, 0), coalesce(page_visits, 0), last_human_engagement_at, engagement_tier "
-        "FROM ref_lead_engagement"),
+        "FROM ref_lead_engagement",
+    ),
 }
 
 
@@ -147,8 +162,11 @@ def compare_marts(warehouse: Path, scratch: Path) -> dict[str, dict[str, int]]:
     out = {}
     for mart, (dbt, ref) in SAME_ROWS.items():
         count = lambda sql: con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]  # noqa: E731
-        out[mart] = {"rows": count(dbt), "only_in_dbt": count(f"{dbt} EXCEPT {ref}"),
-                     "only_in_reference": count(f"{ref} EXCEPT {dbt}")}
+        out[mart] = {
+            "rows": count(dbt),
+            "only_in_dbt": count(f"{dbt} EXCEPT {ref}"),
+            "only_in_reference": count(f"{ref} EXCEPT {dbt}"),
+        }
     con.close()
     return out
 
@@ -184,8 +202,9 @@ def refresh_new_day(settings, instance, defs, held: Path):
     assert import_folder(held, settings).ok
     new = [b for b in landing.event_batches(settings) if b not in before]
     days = sorted({d for b in new for d in landing.batch_dates(settings, b)})
-    outcome = run_build(settings, instance=instance, defs=defs, log_level="WARNING", days=(days[0], days[-1]),
-                        job_name=REFRESH_JOB)
+    outcome = run_build(
+        settings, instance=instance, defs=defs, log_level="WARNING", days=(days[0], days[-1]), job_name=REFRESH_JOB
+    )
     assert outcome.success and not outcome.failed_checks, outcome.failed_steps
     return outcome, days[0], days[-1]
 
@@ -193,8 +212,8 @@ def refresh_new_day(settings, instance, defs, held: Path):
 def import_and_build(source: Path, defs):
     """Import the input folder into LEADRON_HOME and run the full build; (settings, instance, outcome)."""
     from leadron.importer import import_folder
-    from orchestration.runner import instance_for, run_build
     from leadron.settings import get_settings
+    from orchestration.runner import instance_for, run_build
 
     settings = get_settings()
     started = time.perf_counter()
@@ -211,8 +230,12 @@ def floor_run(home: Path, events: int, end: date, defs) -> dict:
     source, held, _ = prepare_input(home, events, end)
     settings, instance, _ = import_and_build(source, defs)
     refresh, _, _ = refresh_new_day(settings, instance, defs, held)
-    return {"generated_events": events, "refresh_run_seconds": round(refresh.seconds, 1),
-            "steps": step_seconds(instance, refresh.run_id), "dbt_nodes": len(dbt_node_seconds())}
+    return {
+        "generated_events": events,
+        "refresh_run_seconds": round(refresh.seconds, 1),
+        "steps": step_seconds(instance, refresh.run_id),
+        "dbt_nodes": len(dbt_node_seconds()),
+    }
 
 
 def main() -> int:
@@ -260,24 +283,33 @@ def main() -> int:
 
     dbt_full = full_steps.get("dbt_models", full.seconds)
     dbt_full_marts = round(dbt_full - ml_node_seconds(full_nodes), 1)
-    dbt_incremental_marts = round(incremental_steps.get("dbt_models", incremental.seconds)
-                                  - ml_node_seconds(incremental_nodes), 1)
+    dbt_incremental_marts = round(
+        incremental_steps.get("dbt_models", incremental.seconds) - ml_node_seconds(incremental_nodes), 1
+    )
     record = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
         "events_in_staging": events,
-        "full_build": {"run_seconds": round(full.seconds, 1), "steps": full_steps,
-                       "slowest_dbt_nodes": dict(list(full_nodes.items())[:15])},
+        "full_build": {
+            "run_seconds": round(full.seconds, 1),
+            "steps": full_steps,
+            "slowest_dbt_nodes": dict(list(full_nodes.items())[:15]),
+        },
         "reference": {"seconds": round(reference_seconds, 1), "comparison_with_dbt_marts": kpi_check},
-        "incremental_day": {"event_days": [first_day.isoformat(), last_day.isoformat()],
-                            "run_seconds": round(incremental.seconds, 1), "steps": incremental_steps,
-                            "slowest_dbt_nodes": dict(list(incremental_nodes.items())[:15])},
+        "incremental_day": {
+            "event_days": [first_day.isoformat(), last_day.isoformat()],
+            "run_seconds": round(incremental.seconds, 1),
+            "steps": incremental_steps,
+            "slowest_dbt_nodes": dict(list(incremental_nodes.items())[:15]),
+        },
         "dbt_step_without_ml_features": {"full": dbt_full_marts, "incremental": dbt_incremental_marts},
         "floor": floor,
         "ratios": {
             "full_dbt_step_to_reference": round(dbt_full / reference_seconds, 2),
             "full_dbt_step_without_ml_features_to_reference": round(dbt_full_marts / reference_seconds, 2),
             "incremental_dbt_step_to_full_dbt_step_without_ml_features": round(
-                dbt_incremental_marts / dbt_full_marts, 3),
+                dbt_incremental_marts / dbt_full_marts, 3
+            ),
             "full_run_to_reference": round(full.seconds / reference_seconds, 2),
             "incremental_run_to_full_run": round(incremental.seconds / full.seconds, 3),
             "floor_refresh_run_to_full_run": round(floor["refresh_run_seconds"] / full.seconds, 3),
@@ -288,9 +320,12 @@ def main() -> int:
     (out / "marts_10m.json").write_text(json.dumps(record, indent=2) + "\n")
     r = record["ratios"]
     lines = [
-        "# All marts on ~10M events: full build, one incremental day, hand-written reference", "",
-        f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events in staging.", "",
-        "| run | seconds |", "|---|---|",
+        "# All marts on ~10M events: full build, one incremental day, hand-written reference",
+        "",
+        f"Measured {record['measured_at']} on {record['cpus']} CPUs; {events:,} events in staging.",
+        "",
+        "| run | seconds |",
+        "|---|---|",
         f"| full build (Dagster run: raw load + dbt build with tests) | {record['full_build']['run_seconds']} |",
         f"| of which the dbt step | {dbt_full} |",
         f"| of which the dbt step without the ML feature model (ml_lead_features and its tests) | {dbt_full_marts} |",
@@ -300,7 +335,8 @@ def main() -> int:
         f"| of which the dbt step | {record['incremental_day']['steps'].get('dbt_models')} |",
         f"| the same refresh on a {floor['generated_events']:,}-event warehouse (the fixed cost of a refresh run) "
         f"| {floor['refresh_run_seconds']} |",
-        f"| of which the dbt step ({floor['dbt_nodes']} models and tests) | {floor['steps'].get('dbt_models')} |", "",
+        f"| of which the dbt step ({floor['dbt_nodes']} models and tests) | {floor['steps'].get('dbt_models')} |",
+        "",
         f"- dbt step / reference: {r['full_dbt_step_to_reference']}x; without the ML feature model (which the "
         f"reference does not build): **{r['full_dbt_step_without_ml_features_to_reference']}x** (target <= 1.5x)",
         f"- incremental dbt step / full dbt step, both without the ML feature model: "
@@ -309,8 +345,11 @@ def main() -> int:
         f"- incremental day / full run: **{r['incremental_run_to_full_run'] * 100:.1f}%** (target < 5%)",
         f"- fixed cost of a refresh run / full run: {r['floor_refresh_run_to_full_run'] * 100:.1f}% (a floor under the "
         f"previous ratio, whatever the SQL does)",
-        "", "Reference vs dbt marts (same columns, EXCEPT both ways):", "",
-        "| mart | rows | only in dbt | only in reference |", "|---|---|---|---|",
+        "",
+        "Reference vs dbt marts (same columns, EXCEPT both ways):",
+        "",
+        "| mart | rows | only in dbt | only in reference |",
+        "|---|---|---|---|",
         *[f"| {m} | {c['rows']} | {c['only_in_dbt']} | {c['only_in_reference']} |" for m, c in kpi_check.items()],
     ]
     (out / "marts_10m.md").write_text("\n".join(lines) + "\n")

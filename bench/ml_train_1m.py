@@ -37,8 +37,8 @@ def main() -> int:
     import lightgbm as lgb
     import numpy as np
 
-    from ml.train import _DETERMINISM, fit
     from leadron import lead_scoring as ls
+    from ml.train import _DETERMINISM, fit
 
     with duckdb.connect(str(Path(args.home) / "warehouse.duckdb"), read_only=True) as con:
         features = ls.load_features(con)
@@ -55,8 +55,9 @@ def main() -> int:
 
     X = model.schema.transform(frame)
     started = time.perf_counter()
-    lgb.train({**params, **_DETERMINISM, "seed": 0}, lgb.Dataset(X, label=frame[ls.LABEL].to_numpy()),
-              num_boost_round=rounds)
+    lgb.train(
+        {**params, **_DETERMINISM, "seed": 0}, lgb.Dataset(X, label=frame[ls.LABEL].to_numpy()), num_boost_round=rounds
+    )
     reference_seconds = time.perf_counter() - started
 
     leads = features.iloc[rng.integers(0, len(features), args.rows)].reset_index(drop=True)
@@ -72,13 +73,18 @@ def main() -> int:
     assert len(scores) == args.rows
 
     record = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-        "rows": args.rows, "feature_columns": len(model.features), "boosting_rounds": rounds,
-        "fit_seconds": round(fit_seconds, 1), "reference_lightgbm_train_seconds": round(reference_seconds, 1),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "rows": args.rows,
+        "feature_columns": len(model.features),
+        "boosting_rounds": rounds,
+        "fit_seconds": round(fit_seconds, 1),
+        "reference_lightgbm_train_seconds": round(reference_seconds, 1),
         "fit_to_reference": round(fit_seconds / reference_seconds, 2),
         "predict_proba_seconds": round(proba_seconds, 1),
         "score_with_factors_seconds": round(score_seconds, 1),
-        "chosen": model.evaluation["search"]["chosen"], "calibration": model.evaluation["calibration"]["method"],
+        "chosen": model.evaluation["search"]["chosen"],
+        "calibration": model.evaluation["calibration"]["method"],
         "held_back_roc_auc": model.evaluation["model"]["roc_auc"],
         "baseline_roc_auc": model.evaluation["baseline"]["roc_auc"],
     }
@@ -86,20 +92,27 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     (out / "ml_train_1m.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
-        "# Lead-score training and scoring, 1M leads", "",
+        "# Lead-score training and scoring, 1M leads",
+        "",
         f"Measured {record['measured_at']} on {record['cpus']} CPUs: {args.rows:,} rows resampled from the demo's "
         f"ml_lead_features, {record['feature_columns']} features, one thread (deterministic). The search chose "
         f"{model.params['num_leaves']} leaves, learning rate {model.params['learning_rate']}, {rounds} rounds; "
-        f"calibration: {record['calibration']}.", "",
-        "| step | seconds | target |", "|---|---|---|",
-        f"| ml.train.fit (split, search, refit, calibration, evaluation of model and baseline) | {record['fit_seconds']} "
+        f"calibration: {record['calibration']}.",
+        "",
+        "| step | seconds | target |",
+        "|---|---|---|",
+        "| ml.train.fit (split, search, refit, calibration, evaluation of model and baseline) | "
+        f"{record['fit_seconds']} "
         "| < 90 |",
         f"| reference: bare lightgbm.train, same rows, the chosen parameters and rounds | "
         f"{record['reference_lightgbm_train_seconds']} | |",
-        f"| predict_proba (calibrated probabilities) for {args.rows:,} leads | {record['predict_proba_seconds']} | < 10 |",
+        f"| predict_proba (calibrated probabilities) for {args.rows:,} leads | "
+        f"{record['predict_proba_seconds']} | < 10 |",
         f"| score_leads (probability, tier, top-3 factors via pred_contrib, texts) for {args.rows:,} leads | "
         f"{record['score_with_factors_seconds']} | < 10 |",
-        "", f"fit / reference: {record['fit_to_reference']}x", "",
+        "",
+        f"fit / reference: {record['fit_to_reference']}x",
+        "",
         f"Held-back ROC-AUC of this resampled fit: model {record['held_back_roc_auc']}, "
         f"baseline {record['baseline_roc_auc']} (resampling repeats rows, so these are not the demo's figures).",
     ]

@@ -55,13 +55,24 @@ def summarize_status(events: list[dict[str, Any]], rule: BotRule) -> dict[str, A
             sent_at[e["message_id"]] = min(ts, sent_at.get(e["message_id"], ts))
 
     def first(kind: str, only_human: bool = False) -> str | None:
-        times = [e["occurred_at"] for e in events
-                 if e["event_type"] == kind and (not only_human or rule.is_human(e, sent_at.get(e["message_id"])))]
+        times = [
+            e["occurred_at"]
+            for e in events
+            if e["event_type"] == kind and (not only_human or rule.is_human(e, sent_at.get(e["message_id"])))
+        ]
         return iso_ms(min(times)) if times else None
 
     opened, clicked = first("email_open", True), first("link_click", True)
     replied, bounced = first("email_reply"), first("email_bounce")
-    return {"sent": bool(sent_at), "opened": opened is not None, "clicked": clicked is not None,
-            "replied": replied is not None, "bounced": bounced is not None, "firstOpenedAt": opened,
-            "firstClickedAt": clicked, "firstRepliedAt": replied, "bouncedAt": bounced,
-            "events": dict(Counter(e["event_type"] for e in events))}
+    return {
+        "sent": bool(sent_at),
+        "opened": opened is not None,
+        "clicked": clicked is not None,
+        "replied": replied is not None,
+        "bounced": bounced is not None,
+        "firstOpenedAt": opened,
+        "firstClickedAt": clicked,
+        "firstRepliedAt": replied,
+        "bouncedAt": bounced,
+        "events": dict(Counter(e["event_type"] for e in events)),
+    }

@@ -44,8 +44,7 @@ def _utc_not_far_future(value: datetime) -> datetime:
     offset = value.utcoffset()
     if offset is not None:
         # Rebuilt rather than .replace(tzinfo=None): 2.5x faster on pydantic's own tzinfo (on every event).
-        value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                         value.microsecond)
+        value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond)
         if offset:
             value -= offset
     if (value - _EPOCH).total_seconds() > time.time() + _MAX_FUTURE_S:
@@ -107,8 +106,9 @@ def event_id_for(tenant_id: str, event: EventIn) -> str:
     return "evt_" + hashlib.sha256(f"{tenant_id}\x1f{body}".encode()).hexdigest()[:24]
 
 
-def landing_row(event: EventIn, tenant_id: str, received_at: datetime, source: str | None = None,
-                source_line: int | None = None) -> dict[str, Any]:
+def landing_row(
+    event: EventIn, tenant_id: str, received_at: datetime, source: str | None = None, source_line: int | None = None
+) -> dict[str, Any]:
     """The landing zone's row for a valid event (column names of `raw.events`)."""
     occurred_at = event.timestamp or received_at
     return {

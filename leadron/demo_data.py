@@ -14,114 +14,45 @@ steps); DuckDB formats ids and timestamps and writes JSON Lines and CSV.
 
 from __future__ import annotations
 
-import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Callable
-from zoneinfo import ZoneInfo
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-EVENT_TYPES = ["email_sent", "email_open", "link_click", "email_reply", "email_bounce", "form_submission", "page_visit"]
-SENT, OPEN, CLICK, REPLY, BOUNCE, FORM, VISIT = range(7)
+from leadron.contract import EVENT_TYPES, EventType
+from leadron.demo_files import write_dataset
+from leadron.demo_vocabulary import (
+    FORMS,
+    HUMAN_AGENTS,
+    LEAD_SOURCES,
+    PAGES,
+    SCANNER_AGENTS,
+    SOURCE_LIFT,
+    STEP_DELAYS,
+    EventBuffer,
+    GeneratedDataset,
+    scanner_agent,
+    tenant_table,
+    utc_offset_hours,
+    zipf_weights,
+)
 
-TENANT_NAMES = [
-    ("acme-corp", "Acme Corp", "America/New_York"),
-    ("globex", "Globex", "Europe/London"),
-    ("initech", "Initech", "America/Chicago"),
-    ("umbrella", "Umbrella", "Europe/Berlin"),
-    ("stark-industries", "Stark Industries", "America/Los_Angeles"),
-    ("wayne-enterprises", "Wayne Enterprises", "America/New_York"),
-    ("hooli", "Hooli", "America/Los_Angeles"),
-    ("soylent", "Soylent", "Asia/Singapore"),
-    ("tyrell", "Tyrell", "Asia/Tokyo"),
-    ("cyberdyne", "Cyberdyne", "Australia/Sydney"),
-]
-LEAD_SOURCES = np.array(["outbound", "inbound", "referral", "event", "paid"])
-SOURCE_LIFT = np.array([0.0, 0.12, 0.18, 0.06, 0.03])  # inbound/referral leads engage more
-HUMAN_AGENTS = np.array([
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
-])
-SCANNER_AGENTS = np.array([
-    "Mozilla/5.0 (compatible; Barracuda Sentinel)",
-    "Mimecast URL Protect/1.0",
-    "Proofpoint URL Defense (urldefense.com)",
-    "python-requests/2.32.3",
-])
-PAGES = ["/", "/pricing", "/product", "/case-studies", "/demo", "/blog/benchmark", "/integrations", "/security"]
-FORMS = ["demo_request", "contact_sales", "newsletter", "webinar_signup"]
-SUBJECTS = ["Quick question", "Following up", "Idea for {company}", "Worth a chat?", "Last note", "Case study"]
-STEP_DELAYS = np.array([0, 2, 3, 4, 5, 7])  # days after the previous step
-
-
-@dataclass(frozen=True)
-class GeneratedDataset:
-    out_dir: Path
-    events: int
-    files: list[Path]
-    tenants: int
-    leads: int
-    messages: int
-    seconds: float
-
-
-def _zipf_weights(n: int, s: float = 1.1) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1) ** s
-    return w / w.sum()
-
-
-def _tenant_table(n_tenants: int) -> pd.DataFrame:
-    rows = []
-    for i in range(n_tenants):
-        slug, name, tz = TENANT_NAMES[i % len(TENANT_NAMES)]
-        if i >= len(TENANT_NAMES):
-            slug, name = f"{slug}-{i // len(TENANT_NAMES) + 1}", f"{name} {i // len(TENANT_NAMES) + 1}"
-        rows.append((slug, name, tz))
-    return pd.DataFrame(rows, columns=["tenant_id", "name", "timezone"])
-
-
-def _scanner_agent(rng: np.random.Generator, n: int) -> np.ndarray:
-    # Half of the scanners announce themselves in the user agent; the rest only show by their timing.
-    agent = rng.integers(0, len(SCANNER_AGENTS), n)
-    return np.where(rng.random(n) < 0.5, agent, -1).astype(np.int8)
-
-
-def _utc_offset_hours(tz: str, on: date) -> float:
-    dt = datetime(on.year, on.month, on.day, 12, tzinfo=ZoneInfo(tz))
-    return dt.utcoffset().total_seconds() / 3600.0
-
-
-class _Events:
-    """Column arrays of events, appended in blocks and concatenated once."""
-
-    def __init__(self) -> None:
-        self.blocks: list[dict[str, np.ndarray]] = []
-
-    def add(self, n_or_mask_len: int, **cols: np.ndarray) -> None:
-        n = n_or_mask_len
-        if n == 0:
-            return
-        block = {
-            "etype": np.zeros(n, np.int8), "ts": np.zeros(n), "lead": np.full(n, -1, np.int64),
-            "msg": np.full(n, -1, np.int64), "exe": np.full(n, -1, np.int64), "user": np.full(n, -1, np.int64),
-            "wf": np.full(n, -1, np.int64), "step": np.full(n, -1, np.int64), "page": np.full(n, -1, np.int8),
-            "form": np.full(n, -1, np.int8), "bounce": np.full(n, -1, np.int8), "ua": np.full(n, -1, np.int8),
-            "scanner": np.zeros(n, np.bool_), "isbot": np.full(n, -1, np.int8), "sentiment": np.full(n, -1, np.int8),
-            "reply_ids": np.full(n, 0, np.int8), "tenant": np.zeros(n, np.int64),
-        }
-        for key, value in cols.items():
-            block[key] = np.broadcast_to(value, (n,)).copy() if np.ndim(value) == 0 else value
-        self.blocks.append(block)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({k: np.concatenate([b[k] for b in self.blocks]) for k in self.blocks[0]})
+# Codes in the contract's order (leadron.contract.EVENT_TYPES): the generated events use its names.
+SENT, OPEN, CLICK, REPLY, BOUNCE, FORM, VISIT = (
+    EVENT_TYPES.index(t.value)
+    for t in (
+        EventType.email_sent,
+        EventType.email_open,
+        EventType.link_click,
+        EventType.email_reply,
+        EventType.email_bounce,
+        EventType.form_submission,
+        EventType.page_visit,
+    )
+)
 
 
 def generate(
@@ -143,15 +74,19 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- tenants, teams, reps, workflows --------------------------------------------------
-    tenant_df = _tenant_table(tenants)
-    weights = _zipf_weights(tenants)
+    tenant_df = tenant_table(tenants)
+    weights = zipf_weights(tenants)
     n_leads_total = max(tenants * 40, int(events / 10.1))  # ~10.1 events per lead, measured on this generator
     leads_per_tenant = np.maximum(40, np.round(weights * n_leads_total).astype(int))
     # UTC offset of each tenant on each day (daylight saving included), indexed by days since 1970-01-01.
     first_day = int(start_ts // 86400) - 1
     span = days + 200  # second sequences and step delays run past the window's start
-    offset_by_day = np.array([[_utc_offset_hours(tz, date.fromordinal(date(1970, 1, 1).toordinal() + first_day + d))
-                               for d in range(span)] for tz in tenant_df["timezone"]])
+    offset_by_day = np.array(
+        [
+            [utc_offset_hours(tz, date.fromordinal(date(1970, 1, 1).toordinal() + first_day + d)) for d in range(span)]
+            for tz in tenant_df["timezone"]
+        ]
+    )
 
     team_rows, user_rows, wf_rows, step_rows = [], [], [], []
     tenant_users: list[np.ndarray] = []
@@ -162,11 +97,21 @@ def generate(
         n_teams = int(np.clip(np.ceil(leads_per_tenant[t] / 4000), 2, 6))
         n_reps = int(np.clip(np.ceil(leads_per_tenant[t] / 600), 3, 60))
         for k in range(n_teams):
-            team_rows.append((tenant_id, f"team_{t}_{k}", ["Enterprise", "Mid-Market", "SMB", "EMEA", "APAC", "Growth"][k]))
+            team_rows.append(
+                (tenant_id, f"team_{t}_{k}", ["Enterprise", "Mid-Market", "SMB", "EMEA", "APAC", "Growth"][k])
+            )
         users = []
         for r in range(n_reps):
             uid = f"usr_{user_counter:05d}"
-            user_rows.append((tenant_id, uid, f"Rep {user_counter}", f"rep{user_counter}@{tenant_id}.example", f"team_{t}_{r % n_teams}"))
+            user_rows.append(
+                (
+                    tenant_id,
+                    uid,
+                    f"Rep {user_counter}",
+                    f"rep{user_counter}@{tenant_id}.example",
+                    f"team_{t}_{r % n_teams}",
+                )
+            )
             users.append(user_counter)
             user_counter += 1
         tenant_users.append(np.array(users))
@@ -207,7 +152,7 @@ def generate(
     n_exe = exe_lead.size
     exe_tenant = lead_tenant[exe_lead]
 
-    ev = _Events()
+    ev = EventBuffer()
     alive = np.ones(n_exe, np.bool_)
     day_offset = np.zeros(n_exe)
     msg_blocks = []
@@ -241,34 +186,73 @@ def generate(
         user = lead_owner[lead]
         wf = exe_wf[idx]
         base = dict(msg=msg_ids, lead=lead, exe=idx, tenant=tenant)
-        msg_blocks.append(pd.DataFrame({"msg": msg_ids, "lead": lead, "exe": idx, "tenant": tenant, "user": user,
-                                        "wf": wf, "step": s + 1, "sent_ts": ts0}))
+        msg_blocks.append(
+            pd.DataFrame(
+                {
+                    "msg": msg_ids,
+                    "lead": lead,
+                    "exe": idx,
+                    "tenant": tenant,
+                    "user": user,
+                    "wf": wf,
+                    "step": s + 1,
+                    "sent_ts": ts0,
+                }
+            )
+        )
         lost_send = rng.random(m) < 0.002  # tracking lost the send event; the messages file still has it
         keep_send = ~lost_send
-        ev.add(int(keep_send.sum()), etype=np.int8(SENT), ts=ts0[keep_send], user=user[keep_send], wf=wf[keep_send],
-               step=np.full(keep_send.sum(), s + 1), **{k: v[keep_send] for k, v in base.items()})
+        ev.add(
+            int(keep_send.sum()),
+            etype=np.int8(SENT),
+            ts=ts0[keep_send],
+            user=user[keep_send],
+            wf=wf[keep_send],
+            step=np.full(keep_send.sum(), s + 1),
+            **{k: v[keep_send] for k, v in base.items()},
+        )
 
         bounced = rng.random(m) < (0.045 if s == 0 else 0.02)
         hard = bounced & (rng.random(m) < 0.65)
         b = np.flatnonzero(bounced)
-        ev.add(b.size, etype=np.int8(BOUNCE), ts=ts0[b] + rng.uniform(5, 600, b.size),
-               bounce=np.where(hard[b], 0, 1).astype(np.int8), **{k: v[b] for k, v in base.items()})
+        ev.add(
+            b.size,
+            etype=np.int8(BOUNCE),
+            ts=ts0[b] + rng.uniform(5, 600, b.size),
+            bounce=np.where(hard[b], 0, 1).astype(np.int8),
+            **{k: v[b] for k, v in base.items()},
+        )
         alive[idx[hard]] = False
         delivered = ~bounced
 
         # Machine opens: security scanners within 2 s of the send, provider-flagged opens (isBot) later.
         scan = np.flatnonzero(delivered & (rng.random(m) < 0.09))
-        ev.add(scan.size, etype=np.int8(OPEN), ts=ts0[scan] + rng.uniform(0.2, 1.9, scan.size),
-               ua=_scanner_agent(rng, scan.size), scanner=np.True_,
-               **{k: v[scan] for k, v in base.items()})
+        ev.add(
+            scan.size,
+            etype=np.int8(OPEN),
+            ts=ts0[scan] + rng.uniform(0.2, 1.9, scan.size),
+            ua=scanner_agent(rng, scan.size),
+            scanner=np.True_,
+            **{k: v[scan] for k, v in base.items()},
+        )
         flagged = np.flatnonzero(delivered & (rng.random(m) < 0.06))
-        ev.add(flagged.size, etype=np.int8(OPEN), ts=ts0[flagged] + rng.uniform(30, 900, flagged.size),
-               isbot=np.int8(1), **{k: v[flagged] for k, v in base.items()})
+        ev.add(
+            flagged.size,
+            etype=np.int8(OPEN),
+            ts=ts0[flagged] + rng.uniform(30, 900, flagged.size),
+            isbot=np.int8(1),
+            **{k: v[flagged] for k, v in base.items()},
+        )
         scan_click = np.flatnonzero(delivered & (rng.random(m) < 0.025))
-        ev.add(scan_click.size, etype=np.int8(CLICK), ts=ts0[scan_click] + rng.uniform(0.3, 1.95, scan_click.size),
-               ua=_scanner_agent(rng, scan_click.size), scanner=np.True_,
-               page=rng.integers(0, len(PAGES), scan_click.size).astype(np.int8),
-               **{k: v[scan_click] for k, v in base.items()})
+        ev.add(
+            scan_click.size,
+            etype=np.int8(CLICK),
+            ts=ts0[scan_click] + rng.uniform(0.3, 1.95, scan_click.size),
+            ua=scanner_agent(rng, scan_click.size),
+            scanner=np.True_,
+            page=rng.integers(0, len(PAGES), scan_click.size).astype(np.int8),
+            **{k: v[scan_click] for k, v in base.items()},
+        )
 
         # Human opens: some repeated.
         opened = delivered & (rng.random(m) < np.clip(0.18 + 0.9 * p, 0, 0.92))
@@ -279,30 +263,52 @@ def generate(
         extra = np.concatenate([np.zeros(1), np.ones(rep_o.size - 1)]) if rep_o.size else np.zeros(0)
         first_mask = np.r_[True, rep_o[1:] != rep_o[:-1]] if rep_o.size else np.zeros(0, bool)
         open_ts = first_open[rep_o] + np.where(first_mask, 0, rng.exponential(20 * 3600, rep_o.size)) * extra
-        ev.add(rep_o.size, etype=np.int8(OPEN), ts=open_ts,
-               ua=rng.integers(0, len(HUMAN_AGENTS), rep_o.size).astype(np.int8),
-               isbot=np.where(rng.random(rep_o.size) < 0.5, 0, -1).astype(np.int8),
-               **{k: v[rep_o] for k, v in base.items()})
+        ev.add(
+            rep_o.size,
+            etype=np.int8(OPEN),
+            ts=open_ts,
+            ua=rng.integers(0, len(HUMAN_AGENTS), rep_o.size).astype(np.int8),
+            isbot=np.where(rng.random(rep_o.size) < 0.5, 0, -1).astype(np.int8),
+            **{k: v[rep_o] for k, v in base.items()},
+        )
 
         # Human clicks after the first open.
         clicked = opened & (rng.random(m) < np.clip(0.08 + 0.7 * p, 0, 0.85))
         c = np.flatnonzero(clicked)
         click_ts = first_open + rng.lognormal(np.log(240), 1.0, m)
-        ev.add(c.size, etype=np.int8(CLICK), ts=click_ts[c], ua=rng.integers(0, len(HUMAN_AGENTS), c.size).astype(np.int8),
-               page=rng.integers(0, len(PAGES), c.size).astype(np.int8), **{k: v[c] for k, v in base.items()})
+        ev.add(
+            c.size,
+            etype=np.int8(CLICK),
+            ts=click_ts[c],
+            ua=rng.integers(0, len(HUMAN_AGENTS), c.size).astype(np.int8),
+            page=rng.integers(0, len(PAGES), c.size).astype(np.int8),
+            **{k: v[c] for k, v in base.items()},
+        )
         lead_clicked[lead[c]] = True
 
         # Web activity after a click: visits, sometimes a form.
         visit = np.flatnonzero(clicked & (rng.random(m) < 0.6))
         n_visits = rng.integers(1, 4, visit.size)
         rv = np.repeat(visit, n_visits)
-        ev.add(rv.size, etype=np.int8(VISIT), ts=click_ts[rv] + rng.uniform(5, 1800, rv.size),
-               page=rng.integers(0, len(PAGES), rv.size).astype(np.int8), lead=lead[rv], tenant=tenant[rv],
-               ua=rng.integers(0, len(HUMAN_AGENTS), rv.size).astype(np.int8))
+        ev.add(
+            rv.size,
+            etype=np.int8(VISIT),
+            ts=click_ts[rv] + rng.uniform(5, 1800, rv.size),
+            page=rng.integers(0, len(PAGES), rv.size).astype(np.int8),
+            lead=lead[rv],
+            tenant=tenant[rv],
+            ua=rng.integers(0, len(HUMAN_AGENTS), rv.size).astype(np.int8),
+        )
         form = visit[rng.random(visit.size) < np.clip(0.1 + 0.5 * p[visit], 0, 0.8)]
-        ev.add(form.size, etype=np.int8(FORM), ts=click_ts[form] + rng.uniform(1900, 3600, form.size),
-               form=rng.integers(0, len(FORMS), form.size).astype(np.int8), page=np.int8(4),
-               lead=lead[form], tenant=tenant[form])
+        ev.add(
+            form.size,
+            etype=np.int8(FORM),
+            ts=click_ts[form] + rng.uniform(1900, 3600, form.size),
+            form=rng.integers(0, len(FORMS), form.size).astype(np.int8),
+            page=np.int8(4),
+            lead=lead[form],
+            tenant=tenant[form],
+        )
         lead_formed[lead[form]] = True
 
         # Replies, mostly after clicks; a reply stops the sequence.
@@ -316,8 +322,14 @@ def generate(
         # Which ids the inbound mail processor could recover: message (80%), execution only (12%), lead only.
         ids_roll = rng.random(r.size)
         reply_ids = np.where(ids_roll < 0.8, 0, np.where(ids_roll < 0.92, 1, 2)).astype(np.int8)
-        ev.add(r.size, etype=np.int8(REPLY), ts=reply_ts[r], sentiment=sentiment, reply_ids=reply_ids,
-               **{k: v[r] for k, v in base.items()})
+        ev.add(
+            r.size,
+            etype=np.int8(REPLY),
+            ts=reply_ts[r],
+            sentiment=sentiment,
+            reply_ids=reply_ids,
+            **{k: v[r] for k, v in base.items()},
+        )
         alive[idx[r]] = False
         lead_replied[lead[r]] = True
         lead_positive[lead[r[sentiment == 0]]] = True
@@ -329,18 +341,35 @@ def generate(
     rb = np.repeat(bg, rng.poisson(2, bg.size) + 1)
     bg_ts = rng.uniform(np.maximum(lead_created[rb], start_ts), end_ts)
     anon = rng.random(rb.size) < 0.05
-    ev.add(rb.size, etype=np.int8(VISIT), ts=bg_ts, page=rng.integers(0, len(PAGES), rb.size).astype(np.int8),
-           lead=np.where(anon, -1, rb), tenant=lead_tenant[rb], ua=rng.integers(0, len(HUMAN_AGENTS), rb.size).astype(np.int8))
+    ev.add(
+        rb.size,
+        etype=np.int8(VISIT),
+        ts=bg_ts,
+        page=rng.integers(0, len(PAGES), rb.size).astype(np.int8),
+        lead=np.where(anon, -1, rb),
+        tenant=lead_tenant[rb],
+        ua=rng.integers(0, len(HUMAN_AGENTS), rb.size).astype(np.int8),
+    )
 
     # ---- conversion: more engagement, more conversions, with noise ------------------------
-    logit = (-3.6 + 2.2 * lead_positive + 1.0 * lead_replied + 0.9 * lead_clicked + 1.4 * lead_formed
-             + 2.0 * propensity + rng.normal(0, 0.8, n_leads))
+    logit = (
+        -3.6
+        + 2.2 * lead_positive
+        + 1.0 * lead_replied
+        + 0.9 * lead_clicked
+        + 1.4 * lead_formed
+        + 2.0 * propensity
+        + rng.normal(0, 0.8, n_leads)
+    )
     converts = rng.random(n_leads) < 1 / (1 + np.exp(-logit))
     anchor = np.where(np.isnan(lead_last_engaged), seq_start_day + 10 * 86400, lead_last_engaged)
     converted_at = anchor + rng.uniform(1, 45, n_leads) * 86400
     converts &= converted_at <= end_ts
-    status = np.where(converts, "converted", np.where(lead_replied & ~lead_positive & (rng.random(n_leads) < 0.4),
-                                                       "disqualified", "open"))
+    status = np.where(
+        converts,
+        "converted",
+        np.where(lead_replied & ~lead_positive & (rng.random(n_leads) < 0.4), "disqualified", "open"),
+    )
 
     frame = ev.frame()
     frame = frame[frame["ts"] <= end_ts].reset_index(drop=True)
@@ -356,102 +385,24 @@ def generate(
     progress(f"simulated {n_events:,} events (+{len(dup):,} duplicate deliveries), {msg_counter:,} messages")
 
     messages = pd.concat(msg_blocks, ignore_index=True)
-    leads = pd.DataFrame({"lead": np.arange(n_leads), "tenant": lead_tenant, "source": LEAD_SOURCES[lead_source],
-                          "owner": lead_owner, "created_ts": lead_created, "status": status,
-                          "converted_ts": np.where(converts, converted_at, np.nan)})
+    leads = pd.DataFrame(
+        {
+            "lead": np.arange(n_leads),
+            "tenant": lead_tenant,
+            "source": LEAD_SOURCES[lead_source],
+            "owner": lead_owner,
+            "created_ts": lead_created,
+            "status": status,
+            "converted_ts": np.where(converts, converted_at, np.nan),
+        }
+    )
     lookups = {
         "tenants": tenant_df.assign(t=np.arange(tenants)),
         "human_ua": pd.DataFrame({"i": np.arange(len(HUMAN_AGENTS)), "ua": HUMAN_AGENTS}),
         "scanner_ua": pd.DataFrame({"i": np.arange(len(SCANNER_AGENTS)), "ua": SCANNER_AGENTS}),
         "pages": pd.DataFrame({"i": np.arange(len(PAGES)), "path": PAGES}),
     }
-    files = _write(out_dir, frame, messages, leads, lookups, team_rows, user_rows, wf_rows, step_rows, progress)
-    return GeneratedDataset(out_dir, n_events + len(dup), files, tenants, n_leads, msg_counter,
-                            time.perf_counter() - started)
-
-
-def _write(out_dir, frame, messages, leads, lookups, team_rows, user_rows, wf_rows, step_rows, progress) -> list[Path]:
-    con = duckdb.connect()
-    con.execute("SET threads TO 1")  # one thread keeps line order, so a seed gives the same bytes
-    con.execute("SET enable_progress_bar = false")
-    for name, df in lookups.items():
-        con.register(name, df)
-    con.register("ev", frame)
-    con.register("msgs", messages)
-    con.register("leads_df", leads)
-    iso = "'%Y-%m-%dT%H:%M:%S.%gZ'"
-    for stale in out_dir.glob("events-*.jsonl*"):
-        stale.unlink()
-    staging = out_dir / ".events_by_day"
-    shutil.rmtree(staging, ignore_errors=True)
-    # One JSON object per event, only the fields that event type carries (so the files read like the API's).
-    con.execute(f"""
-        COPY (
-          SELECT
-            strftime(to_timestamp(ev.arrival_ts)::TIMESTAMP, '%Y-%m-%d') AS arrival_day,
-            chr(123) || array_to_string(list_filter([
-              '"tenantId":"' || t.tenant_id || '"',
-              '"eventId":"evt_' || lpad(to_hex(ev.eid), 9, '0') || '"',
-              '"eventType":"' || ['email_sent','email_open','link_click','email_reply','email_bounce','form_submission','page_visit'][ev.etype + 1] || '"',
-              '"timestamp":"' || strftime(to_timestamp(ev.ts)::TIMESTAMP, {iso}) || '"',
-              CASE WHEN ev.lead >= 0 THEN '"leadId":"ld_' || lpad(to_hex(ev.lead), 7, '0') || '"' END,
-              CASE WHEN ev.msg >= 0 AND NOT (ev.etype = 3 AND ev.reply_ids > 0) THEN '"messageId":"msg_' || lpad(to_hex(ev.msg), 8, '0') || '"' END,
-              CASE WHEN ev.exe >= 0 AND NOT (ev.etype = 3 AND ev.reply_ids = 2) THEN '"workflowExecutionId":"wx_' || lpad(to_hex(ev.exe), 7, '0') || '"' END,
-              CASE WHEN ev.user >= 0 THEN '"userId":"usr_' || lpad(ev.user::VARCHAR, 5, '0') || '"' END,
-              CASE WHEN ev.wf >= 0 THEN '"workflowId":"wf_' || lpad(ev.wf::VARCHAR, 4, '0') || '"' END,
-              CASE WHEN ev.step >= 0 THEN '"stepNumber":' || ev.step END,
-              CASE WHEN ev.page >= 0 AND ev.etype IN (2, 5, 6) THEN '"url":"https://www.' || t.tenant_id || '.example' || p.path || '"' END,
-              CASE WHEN ev.form >= 0 THEN '"formId":"' || ['demo_request','contact_sales','newsletter','webinar_signup'][ev.form + 1] || '"' END,
-              CASE WHEN ev.bounce >= 0 THEN '"bounceType":"' || ['hard','soft'][ev.bounce + 1] || '"' END,
-              CASE WHEN ev.ua >= 0 THEN '"userAgent":' || to_json(CASE WHEN ev.scanner THEN s.ua ELSE h.ua END) END,
-              CASE WHEN ev.isbot >= 0 THEN '"isBot":' || CASE WHEN ev.isbot = 1 THEN 'true' ELSE 'false' END END,
-              CASE WHEN ev.sentiment >= 0 THEN '"sentiment":"' || ['positive','neutral','negative'][ev.sentiment + 1] || '"' END
-            ], lambda x: x IS NOT NULL), ',') || chr(125) AS line
-          FROM ev
-          JOIN tenants t ON t.t = ev.tenant
-          LEFT JOIN pages p ON p.i = ev.page
-          LEFT JOIN human_ua h ON h.i = ev.ua
-          LEFT JOIN scanner_ua s ON s.i = ev.ua
-          ORDER BY ev.arrival_ts, ev.eid
-        ) TO '{staging}' (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01', PARTITION_BY (arrival_day))
-    """)
-    files = []
-    for day_dir in sorted(staging.glob("arrival_day=*")):
-        target = out_dir / f"events-{day_dir.name.split('=')[1]}.jsonl"
-        with target.open("wb") as fh:
-            for part in sorted(day_dir.glob("*.csv")):
-                fh.write(part.read_bytes())
-        files.append(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    progress(f"wrote {len(files)} events-*.jsonl files")
-
-    def csv(name: str, sql: str) -> None:
-        con.execute(f"COPY ({sql}) TO '{out_dir / name}' (FORMAT csv, HEADER true)")
-        files.append(out_dir / name)
-
-    con.register("teams_df", pd.DataFrame(team_rows, columns=["tenant_id", "team_id", "name"]))
-    con.register("users_df", pd.DataFrame(user_rows, columns=["tenant_id", "user_id", "name", "email", "team_id"]))
-    con.register("wf_df", pd.DataFrame(wf_rows, columns=["tenant_id", "workflow_id", "name"]))
-    con.register("steps_df", pd.DataFrame(step_rows, columns=["tenant_id", "workflow_id", "step_number", "channel", "delay_days"]))
-    csv("tenants.csv", "SELECT tenant_id, name, timezone FROM tenants ORDER BY t")
-    csv("teams.csv", "SELECT * FROM teams_df")
-    csv("users.csv", "SELECT * FROM users_df")
-    csv("workflows.csv", "SELECT * FROM wf_df")
-    csv("workflow_steps.csv", "SELECT * FROM steps_df")
-    csv("leads.csv", f"""
-        SELECT t.tenant_id, 'ld_' || lpad(to_hex(l.lead), 7, '0') AS lead_id,
-               'lead' || l.lead || '@' || 'company' || (l.lead % 997) || '.example' AS email,
-               'Company ' || (l.lead % 997) AS company, l.source,
-               'usr_' || lpad(l.owner::VARCHAR, 5, '0') AS owner_user_id,
-               strftime(to_timestamp(l.created_ts)::TIMESTAMP, {iso}) AS created_at, l.status,
-               CASE WHEN l.converted_ts IS NOT NULL THEN strftime(to_timestamp(l.converted_ts)::TIMESTAMP, {iso}) END AS converted_at
-        FROM leads_df l JOIN tenants t ON t.t = l.tenant ORDER BY l.lead""")
-    csv("messages.csv", f"""
-        SELECT t.tenant_id, 'msg_' || lpad(to_hex(m.msg), 8, '0') AS message_id,
-               'ld_' || lpad(to_hex(m.lead), 7, '0') AS lead_id, 'usr_' || lpad(m.user::VARCHAR, 5, '0') AS user_id,
-               'wf_' || lpad(m.wf::VARCHAR, 4, '0') AS workflow_id, 'wx_' || lpad(to_hex(m.exe), 7, '0') AS workflow_execution_id,
-               m.step AS step_number, strftime(to_timestamp(m.sent_ts)::TIMESTAMP, {iso}) AS sent_at,
-               ['Quick question','Following up','Worth a chat?','Last note','Case study','One more idea'][m.step] AS subject
-        FROM msgs m JOIN tenants t ON t.t = m.tenant ORDER BY m.msg""")
-    progress("wrote dimension files: tenants, teams, users, leads, workflows, workflow_steps, messages")
-    return files
+    files = write_dataset(out_dir, frame, messages, leads, lookups, team_rows, user_rows, wf_rows, step_rows, progress)
+    return GeneratedDataset(
+        out_dir, n_events + len(dup), files, tenants, n_leads, msg_counter, time.perf_counter() - started
+    )

@@ -26,8 +26,10 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def last_built(con: duckdb.DuckDBPyConnection) -> str | None:
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                         [STATE_SCHEMA, STATE_NAME]).fetchone()[0]
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [STATE_SCHEMA, STATE_NAME],
+    ).fetchone()[0]
     if not exists:
         return None
     row = con.execute(f"SELECT fingerprint FROM {STATE_TABLE}").fetchone()

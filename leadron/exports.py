@@ -37,10 +37,17 @@ Ident = Annotated[str, Field(min_length=1, max_length=128)]
 RAW_EVENTS = "raw_events"
 # The date each dataset is filtered on (half-open [start, end)).
 DATE_COLUMNS = {
-    "mart_kpis_daily": "kpi_date", "mart_email_performance_daily": "send_date", "mart_activity_daily": "event_date",
-    "mart_form_submissions_daily": "submission_date", "mart_page_visits_daily": "visit_date",
-    "mart_team_performance": "week_start", "mart_cohort_retention": "cohort_week", "mart_funnel_email": "cohort_week",
-    "mart_funnel_web": "cohort_week", "mart_lead_scores": "snapshot_date", "fct_events": "event_date",
+    "mart_kpis_daily": "kpi_date",
+    "mart_email_performance_daily": "send_date",
+    "mart_activity_daily": "event_date",
+    "mart_form_submissions_daily": "submission_date",
+    "mart_page_visits_daily": "visit_date",
+    "mart_team_performance": "week_start",
+    "mart_cohort_retention": "cohort_week",
+    "mart_funnel_email": "cohort_week",
+    "mart_funnel_web": "cohort_week",
+    "mart_lead_scores": "snapshot_date",
+    "fct_events": "event_date",
     RAW_EVENTS: "event_date",
 }
 FILTER_COLUMNS = {"workflow_id": ("workflow_id", "workflow"), "user_id": ("user_id",), "team_id": ("team_id",)}
@@ -99,16 +106,23 @@ def _quote(name: str) -> str:
 def _raw_events_relation(settings: Settings) -> str:
     files = str(settings.events_landing_dir / "batch=*" / "event_date=*" / "*.parquet").replace("'", "''")
     # First received wins, as in raw.events.
-    return (f"(SELECT * FROM read_parquet('{files}', hive_partitioning = true, union_by_name = true) "
-            "QUALIFY row_number() OVER (PARTITION BY tenant_id, event_id "
-            "ORDER BY received_at, batch_id, source, source_line) = 1)")
+    return (
+        f"(SELECT * FROM read_parquet('{files}', hive_partitioning = true, union_by_name = true) "
+        "QUALIFY row_number() OVER (PARTITION BY tenant_id, event_id "
+        "ORDER BY received_at, batch_id, source, source_line) = 1)"
+    )
 
 
-def export_query(con: duckdb.DuckDBPyConnection, request: ExportRequest, settings: Settings,
-                 neutralise: bool) -> tuple[str, list]:
+def export_query(
+    con: duckdb.DuckDBPyConnection, request: ExportRequest, settings: Settings, neutralise: bool
+) -> tuple[str, list]:
     """The SELECT for a request and its bound parameters (names only from the catalog)."""
-    marts = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
+    marts = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchall()
+    }
     if request.dataset == RAW_EVENTS:
         relation = _raw_events_relation(settings)
     elif request.dataset in marts and not request.dataset.startswith("_"):
@@ -149,8 +163,11 @@ def export_query(con: duckdb.DuckDBPyConnection, request: ExportRequest, setting
         select.append(f"{expr} AS {_quote(name)}")
     # A total order (date first), so the same request gives the same file; raw events by their id, since
     # their hashed cells would sort differently from the plain ones.
-    keys = [date_column, "tenant_id", "event_id"] if request.dataset == RAW_EVENTS else \
-        [date_column, "tenant_id", *(c for c, _ in columns)]
+    keys = (
+        [date_column, "tenant_id", "event_id"]
+        if request.dataset == RAW_EVENTS
+        else [date_column, "tenant_id", *(c for c, _ in columns)]
+    )
     order = ", ".join(dict.fromkeys(_quote(c) for c in keys if c and c in names))
     return f"SELECT {', '.join(select)} FROM {relation} WHERE {' AND '.join(where)} ORDER BY {order}", params
 
@@ -172,12 +189,16 @@ def record(settings: Settings, export_id: str, request: ExportRequest, queue_lim
     with closing(_store(settings)) as con, con:
         con.execute("BEGIN IMMEDIATE")  # count and insert under one write lock (API workers share the file)
         if queue_limit is not None:
-            running = con.execute("SELECT count(*) FROM exports WHERE tenant_id = ? AND status = 'running' "
-                                  "AND created_at > ?", [request.tenant_id, (now - QUEUE_WINDOW).isoformat()]).fetchone()[0]
+            running = con.execute(
+                "SELECT count(*) FROM exports WHERE tenant_id = ? AND status = 'running' AND created_at > ?",
+                [request.tenant_id, (now - QUEUE_WINDOW).isoformat()],
+            ).fetchone()[0]
             if running >= queue_limit:
                 return False
-        con.execute("INSERT INTO exports (export_id, tenant_id, request, status, created_at) VALUES (?, ?, ?, ?, ?)",
-                    [export_id, request.tenant_id, request.model_dump_json(), "running", now.isoformat()])
+        con.execute(
+            "INSERT INTO exports (export_id, tenant_id, request, status, created_at) VALUES (?, ?, ?, ?, ?)",
+            [export_id, request.tenant_id, request.model_dump_json(), "running", now.isoformat()],
+        )
     return True
 
 
@@ -192,15 +213,20 @@ def download_url(settings: Settings, stored: dict) -> str | None:
     """A signed GET URL for an uploaded export, valid LEADRON_S3_URL_TTL seconds from now."""
     if stored["status"] != "succeeded" or not stored["object_key"] or not settings.s3_bucket:
         return None
-    return _s3(settings).generate_presigned_url("get_object", Params={"Bucket": settings.s3_bucket, "Key": stored["object_key"]},
-                                         ExpiresIn=settings.s3_url_ttl_s)
+    return _s3(settings).generate_presigned_url(
+        "get_object",
+        Params={"Bucket": settings.s3_bucket, "Key": stored["object_key"]},
+        ExpiresIn=settings.s3_url_ttl_s,
+    )
 
 
 def get_export(settings: Settings, tenant_id: str, export_id: str) -> dict | None:
     """An export of this tenant (another tenant's id reads as missing)."""
     with closing(_store(settings)) as con:
         con.row_factory = sqlite3.Row
-        row = con.execute("SELECT * FROM exports WHERE export_id = ? AND tenant_id = ?", [export_id, tenant_id]).fetchone()
+        row = con.execute(
+            "SELECT * FROM exports WHERE export_id = ? AND tenant_id = ?", [export_id, tenant_id]
+        ).fetchone()
     return dict(row) if row else None
 
 
@@ -221,11 +247,23 @@ def run_export(settings: Settings, request: ExportRequest, export_id: str | None
     except Exception as error:
         if not isinstance(error, ExportError):
             log.exception("export %s failed", export_id)
-        _finish(settings, export_id, status="failed",
-                error=str(error) if isinstance(error, ExportError) else f"{INTERNAL}{error.__class__.__name__}: {error}")
+        _finish(
+            settings,
+            export_id,
+            status="failed",
+            error=str(error) if isinstance(error, ExportError) else f"{INTERNAL}{error.__class__.__name__}: {error}",
+        )
         raise
-    _finish(settings, export_id, status="succeeded", rows=result.rows, path=str(result.path), url=None,
-            object_key=result.object_key, data_freshness_watermark=result.data_freshness_watermark)
+    _finish(
+        settings,
+        export_id,
+        status="succeeded",
+        rows=result.rows,
+        path=str(result.path),
+        url=None,
+        object_key=result.object_key,
+        data_freshness_watermark=result.data_freshness_watermark,
+    )
     return result
 
 
@@ -249,8 +287,9 @@ def _write(settings: Settings, request: ExportRequest, export_id: str) -> Export
                 frame[column] = frame[column].dt.tz_localize(None)  # Excel has no time zones (values are UTC)
             frame.to_excel(partial, index=False, engine="openpyxl", sheet_name=request.dataset[:31])
         else:
-            options = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet",
-                       "jsonl": "FORMAT json"}[request.format]
+            options = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet", "jsonl": "FORMAT json"}[
+                request.format
+            ]
             # COPY cannot bind its target; the path is built here from a uuid and a validated tenant id.
             con.execute(f"COPY ({sql}) TO '{str(partial).replace(chr(39), chr(39) * 2)}' ({options})", params)
     os.replace(partial, target)
@@ -270,4 +309,3 @@ def _s3(settings: Settings):
     import boto3
 
     return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
-

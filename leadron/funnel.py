@@ -30,8 +30,14 @@ from leadron.contract import EventType
 
 EVENTS = "marts.fct_events"  # in the warehouse; the published copy has it as plain fct_events
 # breakdown -> expression over the step-1 event's columns
-BREAKDOWNS = {"workflow": "workflow_id", "step": "step_number", "rep": "user_id", "team": "team_id",
-              "lead_source": "lead_source", "cohort_week": None}
+BREAKDOWNS = {
+    "workflow": "workflow_id",
+    "step": "step_number",
+    "rep": "user_id",
+    "team": "team_id",
+    "lead_source": "lead_source",
+    "cohort_week": None,
+}
 
 
 class FunnelStep(BaseModel):
@@ -50,11 +56,12 @@ class FunnelSpec(BaseModel):
     start: datetime | None = None  # step-1 events at or after
     end: datetime | None = None  # ... and before (half-open)
     breakdowns: tuple[Literal["workflow", "step", "rep", "team", "lead_source", "cohort_week"], ...] = Field(
-        default=(), max_length=2)
+        default=(), max_length=2
+    )
     human_only: bool = True
 
     @model_validator(mode="after")
-    def _range(self) -> "FunnelSpec":
+    def _range(self) -> FunnelSpec:
         if self.start and self.end and self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -90,7 +97,9 @@ def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any], entiti
     params["types"] = sorted({s.event_type.value for s in spec.steps})
     where.append("e.event_type IN (SELECT unnest($types))")
     if entities is not None:
-        where.append(f"EXISTS (SELECT 1 FROM {entities} AS x WHERE x.tenant_id = e.tenant_id AND x.entity = e.{entity})")
+        where.append(
+            f"EXISTS (SELECT 1 FROM {entities} AS x WHERE x.tenant_id = e.tenant_id AND x.entity = e.{entity})"
+        )
     entry = []
     if spec.start is not None:
         params["start"] = spec.start
@@ -102,22 +111,24 @@ def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any], entiti
         where.append("e.occurred_at < $end + to_microseconds($window)")
     # The step-1 event's breakdown columns travel with the attempt.
     carried = "".join(f", {c}" for c in _carried_columns(spec))
-    ctes = [f"""ev AS (
+    ctes = [
+        f"""ev AS (
         SELECT e.tenant_id, e.{entity} AS entity, e.event_type, e.occurred_at, e.url, e.form_id{carried}
-        FROM {events} AS e WHERE {' AND '.join(where)})"""]
+        FROM {events} AS e WHERE {" AND ".join(where)})"""
+    ]
     ctes.append(f"""a1 AS (
         SELECT tenant_id, entity, occurred_at AS t1{carried}
-        FROM ev AS s WHERE {_step_filter('s', 1, params, spec.steps[0])}
-        {'AND ' + ' AND '.join(entry) if entry else ''})""")
+        FROM ev AS s WHERE {_step_filter("s", 1, params, spec.steps[0])}
+        {"AND " + " AND ".join(entry) if entry else ""})""")
     for k in range(2, n + 1):
         same = spec.steps[k - 1].event_type == spec.steps[k - 2].event_type
         ctes.append(f"""e{k} AS (SELECT tenant_id, entity, occurred_at FROM ev AS s
-            WHERE {_step_filter('s', k, params, spec.steps[k - 1])})""")
+            WHERE {_step_filter("s", k, params, spec.steps[k - 1])})""")
         ctes.append(f"""a{k} AS (
             SELECT a.*, CASE WHEN e.occurred_at <= a.t1 + to_microseconds($window) THEN e.occurred_at END AS t{k}
             FROM a{k - 1} AS a ASOF LEFT JOIN e{k} AS e
               ON a.tenant_id = e.tenant_id AND a.entity = e.entity
-             AND e.occurred_at {'>' if same else '>='} a.t{k - 1})""")
+             AND e.occurred_at {">" if same else ">="} a.t{k - 1})""")
     depth = " + ".join(f"(t{k} IS NOT NULL)::INT" for k in range(1, n + 1))
     ctes.append(f"""best AS (
         SELECT * EXCLUDE (attempt_rank) FROM (
@@ -134,8 +145,15 @@ def _carried_columns(spec: FunnelSpec) -> list[str]:
 def _aggregate(spec: FunnelSpec, best: str) -> str:
     """Per tenant and breakdown value, every step's numbers over the best attempts in `best`."""
     n = len(spec.steps)
-    exprs = [("CAST(date_trunc('week', b.t1) AS DATE)" if kind == "cohort_week" else
-              f"CAST(b.{BREAKDOWNS[kind]} AS VARCHAR)") + f" AS {kind}" for kind in spec.breakdowns]
+    exprs = [
+        (
+            "CAST(date_trunc('week', b.t1) AS DATE)"
+            if kind == "cohort_week"
+            else f"CAST(b.{BREAKDOWNS[kind]} AS VARCHAR)"
+        )
+        + f" AS {kind}"
+        for kind in spec.breakdowns
+    ]
     step_cols = []
     for k in range(1, n + 1):
         step_cols.append(f"count(*) FILTER (WHERE depth >= {k}) AS step{k}_entities")
@@ -145,7 +163,7 @@ def _aggregate(spec: FunnelSpec, best: str) -> str:
             step_cols.append(f"median({gap}) FILTER (WHERE depth >= {k}) AS step{k}_median_seconds")
     keys = ["b.tenant_id", *exprs]
     positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
-    return f"""SELECT {', '.join(keys)}, {', '.join(step_cols)}
+    return f"""SELECT {", ".join(keys)}, {", ".join(step_cols)}
         FROM {best} AS b
         GROUP BY {positions} ORDER BY {positions} NULLS FIRST"""
 
@@ -171,8 +189,10 @@ def touched_entities_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, d
     attempt an incremental run can change, since the event grain changes only from that day on."""
     entity = "lead_id" if spec.entity == "lead" else "message_id"
     params = {"types": sorted({s.event_type.value for s in spec.steps})}
-    return (f"SELECT DISTINCT tenant_id, {entity} AS entity FROM {events} WHERE {entity} IS NOT NULL "
-            "AND event_date >= $since AND event_type IN (SELECT unnest($types))"), params
+    return (
+        f"SELECT DISTINCT tenant_id, {entity} AS entity FROM {events} WHERE {entity} IS NOT NULL "
+        "AND event_date >= $since AND event_type IN (SELECT unnest($types))"
+    ), params
 
 
 def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = EVENTS) -> list[dict[str, Any]]:
@@ -189,13 +209,17 @@ def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = E
             entities = row[f"step{k}_entities"]
             previous = row[f"step{k - 1}_entities"] if k > 1 else entities
             first = row["step1_entities"]
-            steps.append({
-                "step": k, "event_type": spec.steps[k - 1].event_type.value, "entities": entities,
-                "conversion_from_start": entities / first if first else None,
-                "conversion_from_previous": entities / previous if previous else None,
-                "avg_seconds_from_previous": row.get(f"step{k}_avg_seconds"),
-                "median_seconds_from_previous": row.get(f"step{k}_median_seconds"),
-            })
+            steps.append(
+                {
+                    "step": k,
+                    "event_type": spec.steps[k - 1].event_type.value,
+                    "entities": entities,
+                    "conversion_from_start": entities / first if first else None,
+                    "conversion_from_previous": entities / previous if previous else None,
+                    "avg_seconds_from_previous": row.get(f"step{k}_avg_seconds"),
+                    "median_seconds_from_previous": row.get(f"step{k}_median_seconds"),
+                }
+            )
         out.append({"tenant_id": row["tenant_id"], **{k: row[k] for k in spec.breakdowns}, "steps": steps})
     return out
 
@@ -206,10 +230,14 @@ def mart_select(spec: FunnelSpec, attempts: str | None = None) -> tuple[str, dic
     sql, params = funnel_sql(spec) if attempts is None else (_aggregate(spec, attempts), {})
     extra = []
     for k in range(2, len(spec.steps) + 1):
-        extra.append(f"CASE WHEN step1_entities = 0 THEN NULL ELSE step{k}_entities / step1_entities END "
-                     f"AS step{k}_conversion_from_start")
-        extra.append(f"CASE WHEN step{k - 1}_entities = 0 THEN NULL ELSE step{k}_entities / step{k - 1}_entities END "
-                     f"AS step{k}_conversion_from_previous")
+        extra.append(
+            f"CASE WHEN step1_entities = 0 THEN NULL ELSE step{k}_entities / step1_entities END "
+            f"AS step{k}_conversion_from_start"
+        )
+        extra.append(
+            f"CASE WHEN step{k - 1}_entities = 0 THEN NULL ELSE step{k}_entities / step{k - 1}_entities END "
+            f"AS step{k}_conversion_from_previous"
+        )
     return f"SELECT *, {', '.join(extra)} FROM ({sql})", params
 
 
@@ -234,8 +262,9 @@ def incremental_since(min_date: str | None, lookback_days: int | str | None) -> 
     return date.fromisoformat(str(min_date)) - timedelta(days=int(lookback_days or 0))
 
 
-def stored_attempts(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, since: date | None,
-                    events: str = EVENTS) -> pa.Table:
+def stored_attempts(
+    con: duckdb.DuckDBPyConnection, spec: FunnelSpec, since: date | None, events: str = EVENTS
+) -> pa.Table:
     """attempts_sql's rows for every entity, or, with `since`, only for the entities touched since that day."""
     entities = None
     if since is not None:

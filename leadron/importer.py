@@ -12,17 +12,17 @@ import hashlib
 import io
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pyarrow as pa
 from pydantic import ValidationError
 
-from leadron.contract import FileEvent, describe_errors, landing_row
 from leadron import dimensions, landing
+from leadron.contract import FileEvent, describe_errors, landing_row
 from leadron.settings import Settings
 
 MAX_REPORTED_ERRORS = 20
@@ -196,7 +196,10 @@ def _validate(
 
 
 def import_folder(
-    folder: Path, settings: Settings, progress: Callable[[FileOutcome], None] = lambda o: None, workers: int | None = None
+    folder: Path,
+    settings: Settings,
+    progress: Callable[[FileOutcome], None] = lambda o: None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Validate every input file (in parallel processes) and land the valid ones.
 
@@ -217,7 +220,11 @@ def import_folder(
             continue
         digest = _sha256(path)
         if landed := already.get(digest):
-            _emit(report, progress, FileOutcome(path.name, kind, "skipped", detail=f"already landed as {Path(landed).name}"))
+            _emit(
+                report,
+                progress,
+                FileOutcome(path.name, kind, "skipped", detail=f"already landed as {Path(landed).name}"),
+            )
             continue
         jobs.append((path, kind, name, digest))
     pending: list[tuple[FileOutcome, str, pa.Table]] = []
@@ -238,12 +245,19 @@ def import_folder(
         results = pool.map(_validate, [(p, k, n, settings, received_at) for p, k, n, _ in jobs])
         for (path, kind, name, digest), (table, rejected) in zip(jobs, results):
             if rejected is not None:
-                _emit(report, progress, FileOutcome(path.name, kind, "rejected", errors=rejected[0],
-                                                    error_count=rejected[1]))
+                _emit(
+                    report,
+                    progress,
+                    FileOutcome(path.name, kind, "rejected", errors=rejected[0], error_count=rejected[1]),
+                )
             elif kind == "dimension":
                 landed_path = landing.land_dimension(settings, name, table)
                 landing.record_landed(settings, [(digest, path.name, kind, table.num_rows, landed_path)])
-                _emit(report, progress, FileOutcome(path.name, kind, "landed", rows=table.num_rows, detail=str(landed_path)))
+                _emit(
+                    report,
+                    progress,
+                    FileOutcome(path.name, kind, "landed", rows=table.num_rows, detail=str(landed_path)),
+                )
             else:
                 progress(FileOutcome(path.name, kind, "validated", rows=table.num_rows))
                 pending.append((FileOutcome(path.name, kind, "landed", rows=table.num_rows), digest, table))

@@ -78,8 +78,10 @@ class KeyStore:
         key = PREFIX + key_id + "".join(secrets.choice(_ALPHABET) for _ in range(32))
         record = ApiKey(key_id, tenant_id, tuple(scopes), datetime.now(UTC).isoformat(timespec="seconds"))
         with closing(self._connect()) as con, con:
-            con.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
-                        (key_id, _hash(key), tenant_id, ",".join(scopes), record.created_at))
+            con.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+                (key_id, _hash(key), tenant_id, ",".join(scopes), record.created_at),
+            )
         return key, record
 
     def list(self, tenant_id: str | None = None) -> list[ApiKey]:
@@ -93,8 +95,10 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> bool:
         with closing(self._connect()) as con, con:
-            changed = con.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                                  (datetime.now(UTC).isoformat(timespec="seconds"), key_id)).rowcount
+            changed = con.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (datetime.now(UTC).isoformat(timespec="seconds"), key_id),
+            ).rowcount
         with self._lock:
             self._cache.clear()
         return changed == 1
@@ -133,12 +137,15 @@ class KeyStore:
         if not TENANT_RE.match(tenant_id):
             raise ValueError(f"tenant id {tenant_id!r} must be 1-64 characters of a-z, 0-9, '-' and '_'")
         with closing(self._connect()) as con, con:
-            con.execute("INSERT INTO webhook_keys VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, provider) DO UPDATE "
-                        "SET verification_key = excluded.verification_key, created_at = excluded.created_at",
-                        (tenant_id, provider, verification_key, datetime.now(UTC).isoformat(timespec="seconds")))
+            con.execute(
+                "INSERT INTO webhook_keys VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, provider) DO UPDATE "
+                "SET verification_key = excluded.verification_key, created_at = excluded.created_at",
+                (tenant_id, provider, verification_key, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
 
     def webhook_key(self, tenant_id: str, provider: str) -> str | None:
         with closing(self._connect()) as con:
-            row = con.execute("SELECT verification_key FROM webhook_keys WHERE tenant_id = ? AND provider = ?",
-                              (tenant_id, provider)).fetchone()
+            row = con.execute(
+                "SELECT verification_key FROM webhook_keys WHERE tenant_id = ? AND provider = ?", (tenant_id, provider)
+            ).fetchone()
         return row[0] if row else None

@@ -29,31 +29,33 @@ import pyarrow as pa
 from leadron.settings import Settings
 
 # Columns of a landed event (and of raw.events before load metadata). Order matters for Parquet.
-EVENT_SCHEMA = pa.schema([
-    ("tenant_id", pa.string()),
-    ("event_id", pa.string()),
-    ("event_type", pa.string()),
-    ("lead_id", pa.string()),
-    ("message_id", pa.string()),
-    ("workflow_execution_id", pa.string()),
-    ("occurred_at", pa.timestamp("us")),
-    ("user_id", pa.string()),
-    ("workflow_id", pa.string()),
-    ("step_number", pa.int32()),
-    ("url", pa.string()),
-    ("form_id", pa.string()),
-    ("bounce_type", pa.string()),
-    ("user_agent", pa.string()),
-    ("ip", pa.string()),
-    ("is_bot", pa.bool_()),
-    ("sentiment", pa.string()),
-    ("properties", pa.string()),
-    ("received_at", pa.timestamp("us")),
-    ("event_date", pa.date32()),
-    ("source", pa.string()),
-    ("source_line", pa.int64()),
-    ("batch_id", pa.string()),
-])
+EVENT_SCHEMA = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("lead_id", pa.string()),
+        ("message_id", pa.string()),
+        ("workflow_execution_id", pa.string()),
+        ("occurred_at", pa.timestamp("us")),
+        ("user_id", pa.string()),
+        ("workflow_id", pa.string()),
+        ("step_number", pa.int32()),
+        ("url", pa.string()),
+        ("form_id", pa.string()),
+        ("bounce_type", pa.string()),
+        ("user_agent", pa.string()),
+        ("ip", pa.string()),
+        ("is_bot", pa.bool_()),
+        ("sentiment", pa.string()),
+        ("properties", pa.string()),
+        ("received_at", pa.timestamp("us")),
+        ("event_date", pa.date32()),
+        ("source", pa.string()),
+        ("source_line", pa.int64()),
+        ("batch_id", pa.string()),
+    ]
+)
 
 _BATCH_RE = re.compile(r"^batch=(?P<id>[0-9TZ]+-[0-9a-f]{8})$")
 _DATE_RE = re.compile(r"^event_date=(?P<d>\d{4}-\d{2}-\d{2})$")
@@ -139,6 +141,7 @@ def land_dimension(settings: Settings, name: str, table: pa.Table) -> Path:
 
 # ---- reading -------------------------------------------------------------------------------
 
+
 def event_batches(settings: Settings) -> list[str]:
     """Landed event batch ids, oldest first."""
     root = settings.events_landing_dir
@@ -168,7 +171,9 @@ def event_files(settings: Settings, days: list[date]) -> list[str]:
     for batch_id in event_batches(settings):
         for day in batch_dates(settings, batch_id):
             if day.isoformat() in wanted:
-                files.extend(str(p) for p in sorted((root / f"batch={batch_id}" / f"event_date={day}").glob("*.parquet")))
+                files.extend(
+                    str(p) for p in sorted((root / f"batch={batch_id}" / f"event_date={day}").glob("*.parquet"))
+                )
     return files
 
 
@@ -180,6 +185,7 @@ def dimension_snapshots(settings: Settings, name: str) -> list[str]:
 
 
 # ---- manifest of landed source files (so importing the same file twice lands it once) -------
+
 
 def _manifest(settings: Settings) -> sqlite3.Connection:
     settings.ensure_dirs()

@@ -37,8 +37,13 @@ TIME_COLUMN = "snapshot_date"
 BASELINE = "engagement_score"
 IDENTIFIERS = ["feature_key", "tenant_id", "lead_id"]
 BASELINE_VERSION = "baseline-engagement-v1"
-SCORE_COMPONENTS = {"score_reply": "replies", "score_form": "form submissions", "score_click": "clicks",
-                    "score_visit": "page visits", "score_open": "opens"}
+SCORE_COMPONENTS = {
+    "score_reply": "replies",
+    "score_form": "form submissions",
+    "score_click": "clicks",
+    "score_visit": "page visits",
+    "score_open": "opens",
+}
 TIERS = (("A", 0.10), ("B", 0.30), ("C", 0.60), ("D", 1.01))  # cumulative share of the tenant's leads
 
 
@@ -48,12 +53,15 @@ def load_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def load_open_leads(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The newest snapshot only: the open leads to score today."""
-    return con.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE snapshot_date = (SELECT max(snapshot_date) "
-                       f"FROM {FEATURES_TABLE}) ORDER BY tenant_id, lead_id").df()
+    return con.execute(
+        f"SELECT * FROM {FEATURES_TABLE} WHERE snapshot_date = (SELECT max(snapshot_date) "
+        f"FROM {FEATURES_TABLE}) ORDER BY tenant_id, lead_id"
+    ).df()
 
 
-def load_labelled(con: duckdb.DuckDBPyConnection, since: str | None = None,
-                  columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+def load_labelled(
+    con: duckdb.DuckDBPyConnection, since: str | None = None, columns: tuple[str, ...] | None = None
+) -> pd.DataFrame:
     """Labelled rows as training_frame shapes them (optionally from `since` on, optionally some columns)."""
     select = ", ".join(columns) if columns else "*"  # names are this module's constants
     sql = f"SELECT {select} FROM {FEATURES_TABLE} WHERE {LABEL} IS NOT NULL"
@@ -61,8 +69,9 @@ def load_labelled(con: duckdb.DuckDBPyConnection, since: str | None = None,
     if since is not None:
         sql += f" AND {TIME_COLUMN} >= CAST(? AS TIMESTAMP)"
         params.append(since)
-    return _shape_labelled(con.execute(sql + " ORDER BY tenant_id, lead_id, snapshot_date" if not columns else sql,
-                                       params).df())
+    return _shape_labelled(
+        con.execute(sql + " ORDER BY tenant_id, lead_id, snapshot_date" if not columns else sql, params).df()
+    )
 
 
 def tenant_history(con: duckdb.DuckDBPyConnection, min_leads: int, min_conversions: int) -> dict[str, dict]:
@@ -72,8 +81,14 @@ def tenant_history(con: duckdb.DuckDBPyConnection, min_leads: int, min_conversio
             count(*) FILTER (WHERE snapshot_date = (SELECT max(snapshot_date) FROM {FEATURES_TABLE})),
             count(*) FILTER (WHERE {LABEL} = 1)
         FROM {FEATURES_TABLE} GROUP BY tenant_id ORDER BY tenant_id""").fetchall()
-    return {t: {"open_leads": int(n), "labelled_conversions": int(c),
-                "model_eligible": n >= min_leads and c >= min_conversions} for t, n, c in rows}
+    return {
+        t: {
+            "open_leads": int(n),
+            "labelled_conversions": int(c),
+            "model_eligible": n >= min_leads and c >= min_conversions,
+        }
+        for t, n, c in rows
+    }
 
 
 def training_frame(features: pd.DataFrame) -> pd.DataFrame:
@@ -103,8 +118,9 @@ def decide_promotion(candidate: dict, baseline: dict, production: dict | None) -
     if c <= b:
         return Decision(False, f"ROC-AUC {c:.4f} does not beat the baseline's {b:.4f}", c, b, p)
     if candidate["brier"] > baseline["brier"]:
-        return Decision(False, f"Brier {candidate['brier']:.4f} is worse than the baseline's "
-                               f"{baseline['brier']:.4f}", c, b, p)
+        return Decision(
+            False, f"Brier {candidate['brier']:.4f} is worse than the baseline's {baseline['brier']:.4f}", c, b, p
+        )
     if p is not None and c <= p:
         return Decision(False, f"ROC-AUC {c:.4f} does not beat the production model's {p:.4f}", c, b, p)
     against = f" and the production model's {p:.4f}" if p is not None else " (no production model yet)"
@@ -121,12 +137,17 @@ def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame
         "model_version": model.version,
         "trained_at": trained_at.isoformat(),
         "algorithm": "LightGBM gradient-boosted trees, hyperparameters chosen on a time-ordered validation slice, "
-                     + ("isotonic calibration" if model.evaluation["calibration"]["method"] == "isotonic"
-                        else "the booster's own probabilities (isotonic did not lower the validation Brier)"),
+        + (
+            "isotonic calibration"
+            if model.evaluation["calibration"]["method"] == "isotonic"
+            else "the booster's own probabilities (isotonic did not lower the validation Brier)"
+        ),
         "label": f"{LABEL}: the lead converts within 90 days after the snapshot date",
-        "training_window": {"first_snapshot": str(labelled[TIME_COLUMN].min()),
-                            "last_labelled_snapshot": str(labelled[TIME_COLUMN].max()),
-                            "held_back_from": model.evaluation["split"]["test_from"]},
+        "training_window": {
+            "first_snapshot": str(labelled[TIME_COLUMN].min()),
+            "last_labelled_snapshot": str(labelled[TIME_COLUMN].max()),
+            "held_back_from": model.evaluation["split"]["test_from"],
+        },
         "rows": model.evaluation["training_rows"],
         "positive_rate": model.evaluation["positive_rate"],
         "features": model.features,
@@ -141,6 +162,7 @@ def model_card(model: TrainedModel, trained_at: datetime, labelled: pd.DataFrame
 
 # --- scoring ----------------------------------------------------------------------------------------
 
+
 def _tiers(key: pd.Series, tenant: pd.Series) -> pd.Series:
     """Tier by the share of the tenant's leads ranked strictly higher by `key` (ties share a tier)."""
     higher = key.groupby(tenant).rank(method="min", ascending=False)  # 1 + leads strictly above
@@ -152,10 +174,12 @@ def _tiers(key: pd.Series, tenant: pd.Series) -> pd.Series:
 
 
 # What a rep reads for the "days since" features: the action, then when ("replied 2 days ago"), or its absence.
-SINCE = {"days_since_last_reply": ("replied", "never replied"),
-         "days_since_last_send": ("last e-mailed", "never e-mailed"),
-         "days_since_last_engagement": ("last engaged", "never engaged"),
-         "days_since_first_touch": ("first contacted", "never contacted")}
+SINCE = {
+    "days_since_last_reply": ("replied", "never replied"),
+    "days_since_last_send": ("last e-mailed", "never e-mailed"),
+    "days_since_last_engagement": ("last engaged", "never engaged"),
+    "days_since_first_touch": ("first contacted", "never contacted"),
+}
 
 
 @lru_cache(maxsize=65536)
@@ -166,8 +190,13 @@ def describe(feature: str, value: object) -> str:
             return SINCE[feature][1]
         return f"no {feature.removeprefix('days_since_').replace('_', ' ')}"
     number = float(value) if isinstance(value, (int, float, np.number)) else None
-    shown = (f"{int(number)}" if number is not None and number.is_integer()
-             else f"{number:.1f}" if number is not None else str(value))
+    shown = (
+        f"{int(number)}"
+        if number is not None and number.is_integer()
+        else f"{number:.1f}"
+        if number is not None
+        else str(value)
+    )
     if feature in SINCE:
         when = "today" if number == 0 else f"{shown} day ago" if number == 1 else f"{shown} days ago"
         return f"{SINCE[feature][0]} {when}"
@@ -200,9 +229,14 @@ def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> li
     values = frame[names].to_numpy(dtype=object)
     picked = np.take_along_axis(values, order, axis=1)  # the top features' values, row by row
     # describe() is cached: values repeat a lot (counts, days), so most texts are dictionary lookups.
-    return [[{"feature": names[j], "points": float(p), "text": f"{describe(names[j], _scalar(v))}: {p:+.0f}"}
-             for j, p, v in zip(order[i], chosen[i], picked[i]) if np.rint(p) != 0]  # "+0" is no factor
-            for i in range(len(frame))]
+    return [
+        [
+            {"feature": names[j], "points": float(p), "text": f"{describe(names[j], _scalar(v))}: {p:+.0f}"}
+            for j, p, v in zip(order[i], chosen[i], picked[i])
+            if np.rint(p) != 0
+        ]  # "+0" is no factor
+        for i in range(len(frame))
+    ]
 
 
 def _scalar(value: object) -> object:
@@ -218,9 +252,18 @@ def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
     names = list(SCORE_COMPONENTS)
     order = np.argsort(-components, axis=1, kind="stable")[:, :top]
     chosen = np.take_along_axis(components, order, axis=1)
-    return [[{"feature": names[j], "points": round(float(c), 1),
-              "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{c:.1f} engagement"}
-             for j, c in zip(order[i], chosen[i]) if round(float(c), 1) > 0] for i in range(len(frame))]
+    return [
+        [
+            {
+                "feature": names[j],
+                "points": round(float(c), 1),
+                "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{c:.1f} engagement",
+            }
+            for j, c in zip(order[i], chosen[i])
+            if round(float(c), 1) > 0
+        ]
+        for i in range(len(frame))
+    ]
 
 
 def baseline_calibration(model: TrainedModel | None, labelled: pd.DataFrame | None) -> Isotonic | None:
@@ -233,8 +276,13 @@ def baseline_calibration(model: TrainedModel | None, labelled: pd.DataFrame | No
     return Isotonic.fit(labelled[BASELINE].to_numpy(), labelled[LABEL].to_numpy())
 
 
-def score_leads(current: pd.DataFrame, model: TrainedModel | None, tenants: dict[str, dict],
-                scored_at: datetime, baseline: Isotonic | None) -> pd.DataFrame:
+def score_leads(
+    current: pd.DataFrame,
+    model: TrainedModel | None,
+    tenants: dict[str, dict],
+    scored_at: datetime,
+    baseline: Isotonic | None,
+) -> pd.DataFrame:
     """mart_lead_scores rows for `current`, the open leads of the newest snapshot (load_open_leads);
     `baseline` maps the engagement score to a probability for tenants the model does not score."""
     current = current.reset_index(drop=True)
@@ -257,13 +305,15 @@ def score_leads(current: pd.DataFrame, model: TrainedModel | None, tenants: dict
         probability[~by_model] = baseline(rows[BASELINE].to_numpy()) if baseline else np.nan
         for i, f in zip(np.flatnonzero(~by_model), _baseline_factors(rows)):
             factors[i] = f
-    out = pd.DataFrame({
-        "tenant_id": current["tenant_id"],
-        "lead_id": current["lead_id"],
-        "snapshot_date": current[TIME_COLUMN],
-        "probability": probability.round(6),
-        "score": pd.array(np.rint(probability * 100), dtype="Int64"),
-    })
+    out = pd.DataFrame(
+        {
+            "tenant_id": current["tenant_id"],
+            "lead_id": current["lead_id"],
+            "snapshot_date": current[TIME_COLUMN],
+            "probability": probability.round(6),
+            "score": pd.array(np.rint(probability * 100), dtype="Int64"),
+        }
+    )
     out["tier"] = _tiers(pd.Series(rank_key, index=out.index), out["tenant_id"])
     for k in range(3):
         out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]

@@ -17,8 +17,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 # A plain address: no display name, no comments, no line breaks (RFC 5322 is wider; reports need no more).
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 # Line breaks, raw or encoded (URL %0a/%0d, MIME =0A/=0D, escaped \r \n, Unicode line separators).
 _BREAKS = re.compile(r"[\r\n\u2028\u2029\x85]|%0[ad]|=0[ad]|\\[rn]", re.IGNORECASE)
 
@@ -42,12 +44,15 @@ class SmtpSettings:
         host = os.environ.get("LEADRON_SMTP_HOST", "").strip()
         if not host:
             raise MailError("LEADRON_SMTP_HOST: not set, so no e-mail can be sent")
-        return cls(host=host, port=int(os.environ.get("LEADRON_SMTP_PORT", "587")),
-                   starttls=os.environ.get("LEADRON_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
-                   user=os.environ.get("LEADRON_SMTP_USER") or None,
-                   password=os.environ.get("LEADRON_SMTP_PASSWORD") or None,
-                   sender=os.environ.get("LEADRON_SMTP_SENDER", "reports@leadron.local"),
-                   ca_file=os.environ.get("LEADRON_SMTP_CA_FILE") or None)
+        return cls(
+            host=host,
+            port=int(os.environ.get("LEADRON_SMTP_PORT", "587")),
+            starttls=os.environ.get("LEADRON_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
+            user=os.environ.get("LEADRON_SMTP_USER") or None,
+            password=os.environ.get("LEADRON_SMTP_PASSWORD") or None,
+            sender=os.environ.get("LEADRON_SMTP_SENDER", "reports@leadron.local"),
+            ca_file=os.environ.get("LEADRON_SMTP_CA_FILE") or None,
+        )
 
 
 def header_value(field: str, value: str) -> str:
@@ -62,8 +67,15 @@ def recipient(value: str) -> str:
     return value.strip()
 
 
-def build_message(sender: str, recipients: list[str], subject: str, html: str, text: str,
-                  inline_png: bytes | None = None, attachments: list[tuple[str, str, bytes]] = ()) -> EmailMessage:
+def build_message(
+    sender: str,
+    recipients: list[str],
+    subject: str,
+    html: str,
+    text: str,
+    inline_png: bytes | None = None,
+    attachments: list[tuple[str, str, bytes]] = (),
+) -> EmailMessage:
     """HTML with a plain-text alternative; `inline_png` is referenced from the HTML as cid:chart."""
     if not recipients:
         raise MailError("recipients: at least one is needed")
@@ -76,8 +88,9 @@ def build_message(sender: str, recipients: list[str], subject: str, html: str, t
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     if inline_png is not None:
-        message.get_payload()[1].add_related(inline_png, maintype="image", subtype="png", cid="<chart>",
-                                             filename="chart.png", disposition="inline")
+        message.get_payload()[1].add_related(
+            inline_png, maintype="image", subtype="png", cid="<chart>", filename="chart.png", disposition="inline"
+        )
     for filename, mime, data in attachments:
         maintype, subtype = mime.split("/", 1)
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=header_value("filename", filename))

@@ -60,9 +60,14 @@ def _swap_link(link: Path, target: Path) -> None:
 
 def _tables(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> list[str]:
     """Table names of `schema` (in `catalog`, else the connection's current database), sorted."""
-    return [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_catalog = coalesce(?, current_database()) ORDER BY table_name", [schema, catalog]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_catalog = coalesce(?, current_database()) ORDER BY table_name",
+            [schema, catalog],
+        ).fetchall()
+    ]
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -89,8 +94,13 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
     previous = _current_folder(publish_dir)
     marts = _tables(con, MARTS_SCHEMA)
     mark = watermark(con)
-    manifest: dict = {"version": version, "published_at": now.isoformat(), "data_freshness_watermark": mark,
-                      "duckdb_copy": "marts.duckdb", "tables": {}}
+    manifest: dict = {
+        "version": version,
+        "published_at": now.isoformat(),
+        "data_freshness_watermark": mark,
+        "duckdb_copy": "marts.duckdb",
+        "tables": {},
+    }
     if previous is not None:
         shutil.copyfile(previous / "marts.duckdb", staging / "marts.duckdb")
     con.execute("ATTACH ? AS publication", [str(staging / "marts.duckdb")])
@@ -111,20 +121,29 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
                 con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {source}")
             target = staging / "parquet" / mart
             if day:
-                _write_monthly_parquet(con, source, day, target, previous and previous / "parquet" / mart,
-                                       changed_months)
+                _write_monthly_parquet(
+                    con, source, day, target, previous and previous / "parquet" / mart, changed_months
+                )
             else:
                 con.execute(f"COPY {source} TO '{_sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
-            files = [{"path": str(path.relative_to(staging)),
-                      "tenant_id": path.relative_to(target).parts[0].removeprefix("tenant_id="),
-                      "rows": _parquet_rows(con, path)} for path in sorted(target.rglob("*.parquet"))]
+            files = [
+                {
+                    "path": str(path.relative_to(staging)),
+                    "tenant_id": path.relative_to(target).parts[0].removeprefix("tenant_id="),
+                    "rows": _parquet_rows(con, path),
+                }
+                for path in sorted(target.rglob("*.parquet"))
+            ]
             manifest["tables"][mart] = {
                 "rows": con.execute(f"SELECT count(*) FROM {source}").fetchone()[0],
                 "schema": [{"name": c[0], "type": c[1]} for c in columns],
                 "files": files,
             }
-        con.execute("CREATE OR REPLACE TABLE publication.main._publication AS SELECT ? AS version, "
-                    "? AS published_at, ? AS data_freshness_watermark", [version, now.isoformat(), mark])
+        con.execute(
+            "CREATE OR REPLACE TABLE publication.main._publication AS SELECT ? AS version, "
+            "? AS published_at, ? AS data_freshness_watermark",
+            [version, now.isoformat(), mark],
+        )
     finally:
         con.execute("DETACH publication")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -161,19 +180,30 @@ def _patch_changed_days(con: duckdb.DuckDBPyConnection, source: str, copy: str, 
     return months
 
 
-def _write_monthly_parquet(con: duckdb.DuckDBPyConnection, source: str, day: str, target: Path,
-                           previous: Path | None, changed_months: set[str] | None) -> None:
+def _write_monthly_parquet(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    day: str,
+    target: Path,
+    previous: Path | None,
+    changed_months: set[str] | None,
+) -> None:
     """Parquet by tenant and month of `day`: months not in `changed_months` are hard links to the previous
     version's files (when it has them in this layout); the others are written from `source`."""
     month = f"{day}_month"
-    held = {(t, m) for t, m in con.execute(
-        f"SELECT DISTINCT tenant_id, strftime({day}, '%Y-%m') FROM {source}").fetchall()}
+    held = {
+        (t, m) for t, m in con.execute(f"SELECT DISTINCT tenant_id, strftime({day}, '%Y-%m') FROM {source}").fetchall()
+    }
+
     def old(tenant: str, m: str) -> Path | None:
         return previous / f"tenant_id={tenant}" / f"{month}={m}" if previous else None
 
     # A month is written whole (every tenant) when it changed or any tenant lacks a previous file for it.
-    write = {m for tenant, m in held
-             if changed_months is None or m in changed_months or not (old(tenant, m) and old(tenant, m).is_dir())}
+    write = {
+        m
+        for tenant, m in held
+        if changed_months is None or m in changed_months or not (old(tenant, m) and old(tenant, m).is_dir())
+    }
     for tenant, m in held - {(t, m) for t, m in held if m in write}:
         new = target / f"tenant_id={tenant}" / f"{month}={m}"
         new.mkdir(parents=True)
@@ -181,9 +211,12 @@ def _write_monthly_parquet(con: duckdb.DuckDBPyConnection, source: str, day: str
             os.link(file, new / file.name)
     if write:
         scratch = target.with_name(f".{target.name}.written")
-        con.execute(f"COPY (SELECT *, strftime({day}, '%Y-%m') AS {month} FROM {source} "
-                    f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{_sql_path(scratch)}' "
-                    f"(FORMAT parquet, PARTITION_BY (tenant_id, {month}))", [sorted(write)])
+        con.execute(
+            f"COPY (SELECT *, strftime({day}, '%Y-%m') AS {month} FROM {source} "
+            f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{_sql_path(scratch)}' "
+            f"(FORMAT parquet, PARTITION_BY (tenant_id, {month}))",
+            [sorted(write)],
+        )
         for written in scratch.glob("tenant_id=*/*"):
             destination = target / written.parent.name / written.name
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,10 @@ def _create_like(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema) 
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     empty = schema.empty_table()
     con.register("_empty_like", empty)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{table} AS SELECT *, CAST(NULL AS TIMESTAMP) AS loaded_at FROM _empty_like")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{table} AS "
+        "SELECT *, CAST(NULL AS TIMESTAMP) AS loaded_at FROM _empty_like"
+    )
     con.unregister("_empty_like")
 
 
@@ -52,12 +55,12 @@ def load_events(con: duckdb.DuckDBPyConnection, settings: Settings, start: date,
     files = landing.event_files(settings, days_in(start, end_exclusive))
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(
-            f"DELETE FROM {RAW_SCHEMA}.events WHERE event_date >= ? AND event_date < ?", [start, end_exclusive]
-        )
+        con.execute(f"DELETE FROM {RAW_SCHEMA}.events WHERE event_date >= ? AND event_date < ?", [start, end_exclusive])
         rows_read = rows_loaded = 0
         if files:
-            rows_read = con.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = false)", [files]).fetchone()[0]
+            rows_read = con.execute(
+                "SELECT count(*) FROM read_parquet(?, hive_partitioning = false)", [files]
+            ).fetchone()[0]
             con.execute(
                 f"""
                 INSERT INTO {RAW_SCHEMA}.events
@@ -99,9 +102,14 @@ def _snapshot_id(path: str) -> str:
 
 def raw_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
     """Columns of raw.<name> in order; empty when the table is missing."""
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position", [RAW_SCHEMA, name]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [RAW_SCHEMA, name],
+        ).fetchall()
+    ]
 
 
 def held_snapshots(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
@@ -114,8 +122,11 @@ def held_snapshots(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
 def load_dimension(con: duckdb.DuckDBPyConnection, settings: Settings, name: str) -> DimensionLoad:
     """Rebuild raw.<name> from every landed snapshot (history kept; staging picks the newest).
     Skipped when raw.<name> already holds exactly the landed snapshots (most runs: a few seconds saved)."""
-    schema = (dimensions.arrow_schema(name).append(pa.field("snapshot_id", pa.string()))
-              .append(pa.field("snapshot_at", pa.timestamp("us"))))
+    schema = (
+        dimensions.arrow_schema(name)
+        .append(pa.field("snapshot_id", pa.string()))
+        .append(pa.field("snapshot_at", pa.timestamp("us")))
+    )
     files = landing.dimension_snapshots(settings, name)
     latest = _snapshot_id(files[-1]) if files else None
     same_columns = raw_columns(con, name) == [*schema.names, "loaded_at"]

@@ -18,8 +18,12 @@ from leadron.report_store import all_definitions
 from leadron.reports import ReportDefinition, build_query, run_headlines, run_report
 from leadron.settings import Settings
 
-MIME = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "pdf": "application/pdf", "html": "text/html"}
+MIME = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "html": "text/html",
+}
 
 
 @dataclass(frozen=True)
@@ -71,31 +75,59 @@ def deliveries(settings: Settings, tenant_id: str, report_id: str, schedule_id: 
     """A report's deliveries (of one schedule when given), oldest first."""
     with closing(_store(settings)) as con:
         con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? AND (? IS NULL OR schedule_id = ?) "
-            "ORDER BY due_at, sent_at", [tenant_id, report_id, schedule_id, schedule_id])]
+        return [
+            dict(r)
+            for r in con.execute(
+                "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? AND (? IS NULL OR schedule_id = ?) "
+                "ORDER BY due_at, sent_at",
+                [tenant_id, report_id, schedule_id, schedule_id],
+            )
+        ]
 
 
 def _record(settings: Settings, **row) -> None:
     with closing(_store(settings)) as con, con:
-        con.execute(f"INSERT INTO deliveries ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                    list(row.values()))
+        con.execute(
+            f"INSERT INTO deliveries ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
 
 
 def record_failure(settings: Settings, tenant_id: str, report_id: str, schedule_id: str, error: str) -> None:
     """A schedule the sensor could not evaluate, as a failed delivery its owner sees in the history."""
     now = datetime.now(UTC).isoformat()
-    _record(settings, delivery_id=uuid.uuid4().hex, tenant_id=tenant_id, report_id=report_id,
-            schedule_id=schedule_id, due_at=now, status="failed", error=error, sent_at=now)
+    _record(
+        settings,
+        delivery_id=uuid.uuid4().hex,
+        tenant_id=tenant_id,
+        report_id=report_id,
+        schedule_id=schedule_id,
+        due_at=now,
+        status="failed",
+        error=error,
+        sent_at=now,
+    )
 
 
-def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSchedule, due: datetime,
-            smtp: SmtpSettings | None = None, attempts: int = 3, backoff_s: float = 2.0) -> dict:
+def deliver(
+    settings: Settings,
+    definition: ReportDefinition,
+    schedule: ReportSchedule,
+    due: datetime,
+    smtp: SmtpSettings | None = None,
+    attempts: int = 3,
+    backoff_s: float = 2.0,
+) -> dict:
     """Send the report due at `due`; returns the delivery record (status sent / skipped). A failure is
     recorded and raised, never dropped."""
-    base = {"delivery_id": uuid.uuid4().hex, "tenant_id": definition.tenant_id, "report_id": definition.id,
-            "schedule_id": schedule.id, "due_at": due.astimezone(UTC).isoformat(),
-            "recipients": ", ".join(schedule.recipients), "formats": ", ".join(schedule.formats)}
+    base = {
+        "delivery_id": uuid.uuid4().hex,
+        "tenant_id": definition.tenant_id,
+        "report_id": definition.id,
+        "schedule_id": schedule.id,
+        "due_at": due.astimezone(UTC).isoformat(),
+        "recipients": ", ".join(schedule.recipients),
+        "formats": ", ".join(schedule.formats),
+    }
     try:
         copy = published_copy(settings.publish_dir)
         if not copy.exists():
@@ -105,39 +137,70 @@ def deliver(settings: Settings, definition: ReportDefinition, schedule: ReportSc
             publication = _publication(con)
             rows = run_report(con, definition, due)
             headlines = run_headlines(con, definition, due)
-        base |= {"rows": len(rows), "data_freshness_watermark": publication.watermark,
-                 "publication_version": publication.version}
+        base |= {
+            "rows": len(rows),
+            "data_freshness_watermark": publication.watermark,
+            "publication_version": publication.version,
+        }
         if not rows and schedule.skip_when_empty:
             record = {**base, "status": "skipped"}
             _record(settings, **record)
             return record
         period = f"{query.start.isoformat()} to {(query.end - timedelta(days=1)).isoformat()}"
         subject = f"{definition.name}: {period}"
-        footer = (f"Data fresh to {publication.watermark or 'unknown'} UTC (publication {publication.version}). "
-                  f"Sent by Leadron Analytics for schedule {schedule.id}.")
+        footer = (
+            f"Data fresh to {publication.watermark or 'unknown'} UTC (publication {publication.version}). "
+            f"Sent by Leadron Analytics for schedule {schedule.id}."
+        )
         columns = query.columns
         days = (query.end - query.start).days
         png = render.chart_png(definition, rows)
-        html = render.to_html(definition, rows, columns, period, footer, chart_src="cid:chart" if png else None,
-                              headlines=headlines, period_days=days)
+        html = render.to_html(
+            definition,
+            rows,
+            columns,
+            period,
+            footer,
+            chart_src="cid:chart" if png else None,
+            headlines=headlines,
+            period_days=days,
+        )
         # The plain-text part leads with the headline numbers: what a phone's preview shows.
-        text = "\n".join([subject, "", *render.headline_lines(headlines, days), "",
-                          "\t".join(render.label(c) for c in columns),
-                          *("\t".join(render.cell(c, r[c]) for c in columns) for r in rows), "", footer])
-        files = {"csv": lambda: render.to_csv(rows, columns), "xlsx": lambda: render.to_xlsx(rows, columns, definition.id),
-                 "pdf": lambda: render.to_pdf(definition, rows, columns, period, headlines, days),
-                 "html": lambda: render.to_html(definition, rows, columns, period, footer, headlines=headlines,
-                                                period_days=days).encode()}
-        attachments = [(f"{definition.id}-{query.end.isoformat()}.{fmt}", MIME[fmt], files[fmt]())
-                       for fmt in schedule.formats]
+        text = "\n".join(
+            [
+                subject,
+                "",
+                *render.headline_lines(headlines, days),
+                "",
+                "\t".join(render.label(c) for c in columns),
+                *("\t".join(render.cell(c, r[c]) for c in columns) for r in rows),
+                "",
+                footer,
+            ]
+        )
+        files = {
+            "csv": lambda: render.to_csv(rows, columns),
+            "xlsx": lambda: render.to_xlsx(rows, columns, definition.id),
+            "pdf": lambda: render.to_pdf(definition, rows, columns, period, headlines, days),
+            "html": lambda: render.to_html(
+                definition, rows, columns, period, footer, headlines=headlines, period_days=days
+            ).encode(),
+        }
+        attachments = [
+            (f"{definition.id}-{query.end.isoformat()}.{fmt}", MIME[fmt], files[fmt]()) for fmt in schedule.formats
+        ]
         smtp = smtp or SmtpSettings.from_env()
         message = build_message(smtp.sender, schedule.recipients, subject, html, text, png, attachments)
         send(message, smtp, attempts=attempts, backoff_s=backoff_s)
     except Exception as error:
-        _record(settings, **base, status="failed", error=f"{error.__class__.__name__}: {error}",
-                sent_at=datetime.now(UTC).isoformat())
+        _record(
+            settings,
+            **base,
+            status="failed",
+            error=f"{error.__class__.__name__}: {error}",
+            sent_at=datetime.now(UTC).isoformat(),
+        )
         raise
     record = {**base, "status": "sent", "subject": subject, "sent_at": datetime.now(UTC).isoformat()}
     _record(settings, **record)
     return record
-

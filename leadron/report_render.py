@@ -17,7 +17,8 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from leadron.exports import neutralise  # noqa: E402
-from leadron.reports import LABELS, RATIOS, Headline, ReportDefinition  # noqa: E402
+from leadron.metric_catalogue import LABELS, RATIOS  # noqa: E402
+from leadron.reports import Headline, ReportDefinition  # noqa: E402
 
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#64748b")
 GOOD, BAD, NEUTRAL = "#1f7a3a", "#b42318", "#616e7c"
@@ -47,7 +48,7 @@ def headline_value(h: Headline) -> str:
 
 
 def headline_change(h: Headline, period_days: int) -> str:
-    """"+2.1 pts vs previous 7 days" for rates, "+12% vs ..." for counts; what a phone preview shows."""
+    """ "+2.1 pts vs previous 7 days" for rates, "+12% vs ..." for counts; what a phone preview shows."""
     against = f"vs previous {period_days} day{'s' if period_days != 1 else ''}"
     if h.change is None:
         return f"no data for the previous {period_days} days" if h.previous is None or not h.previous else against
@@ -156,20 +157,37 @@ def chart_png(definition: ReportDefinition, rows: list[dict]) -> bytes | None:
             handles += target.plot(positions, values, marker="o", markersize=3, color=colour, label=label(field))
         else:
             width = 0.8 / len(y_fields)
-            handles.append(target.bar([p + (index - (len(y_fields) - 1) / 2) * width for p in positions], values,
-                                      width=width, color=colour, label=label(field)))
+            handles.append(
+                target.bar(
+                    [p + (index - (len(y_fields) - 1) / 2) * width for p in positions],
+                    values,
+                    width=width,
+                    color=colour,
+                    label=label(field),
+                )
+            )
     for unit, target in axes.items():
         _value_axis(target, unit)
         if len(axes) > 1:  # which series reads on which side
             target.set_ylabel(", ".join(label(f) for f in y_fields if LABELS[f].unit == unit), fontsize=8)
     step = max(1, math.ceil(len(rows) / 8))  # at most about 8 labels: readable for 7, 30 or 90 days
     ax.set_xticks(positions[::step])
-    ax.set_xticklabels([_tick_label(r[x_field], len(rows)) if x_field else "" for r in rows][::step], fontsize=7,
-                       rotation=0 if len(rows) <= 10 else 30, ha="center" if len(rows) <= 10 else "right")
+    ax.set_xticklabels(
+        [_tick_label(r[x_field], len(rows)) if x_field else "" for r in rows][::step],
+        fontsize=7,
+        rotation=0 if len(rows) <= 10 else 30,
+        ha="center" if len(rows) <= 10 else "right",
+    )
     for side in ("top", "right") if len(axes) == 1 else ("top",):
         ax.spines[side].set_visible(False)
-    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", ncols=min(4, len(handles)),
-              bbox_to_anchor=(0, 1.14))
+    ax.legend(
+        handles=handles,
+        fontsize=8,
+        frameon=False,
+        loc="upper left",
+        ncols=min(4, len(handles)),
+        bbox_to_anchor=(0, 1.14),
+    )
     return _png(fig)
 
 
@@ -181,7 +199,8 @@ def _heatmap(ax, rows: list[dict], row_field: str, column_field: str, value_fiel
     for r in rows:
         value = r[value_field]
         matrix[row_keys.index(r[row_field])][column_keys.index(r[column_field])] = (
-            float(value) if value is not None else float("nan"))
+            float(value) if value is not None else float("nan")
+        )
     image = ax.imshow(matrix, aspect="auto", cmap="Blues")
     ax.set_yticks(range(len(row_keys)), [cell(row_field, k) for k in row_keys], fontsize=6)
     ax.set_xticks(range(len(column_keys)), [cell(column_field, k) for k in column_keys], fontsize=7)
@@ -199,33 +218,9 @@ def _png(fig) -> bytes:
 
 
 # E-mail clients' HTML: table layout, inline CSS only, 640 px wide, images by cid:, no external resource.
-_HTML = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{ title }}</title></head>
-<body style="margin:0;padding:0;background:#f6f7f9">
-<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f6f7f9">
-<tr><td align="center" style="padding:16px 8px">
-<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:640px;background:#ffffff;border:1px solid #e4e7eb;font-family:Helvetica,Arial,sans-serif;color:#1f2933">
-<tr><td style="padding:20px 24px 4px 24px">
-<h1 style="font-size:20px;line-height:26px;margin:0">{{ title }}</h1>
-<p style="font-size:13px;color:#616e7c;margin:4px 0 0 0">{{ subtitle }}</p></td></tr>
-{% if tiles %}<tr><td style="padding:10px 18px 2px 18px">
-<table role="presentation" id="headlines" width="100%" cellpadding="0" cellspacing="6" border="0"><tr>
-{% for t in tiles %}<td class="tile" width="{{ (100 / tiles|length)|int }}%" valign="top" style="background:#f6f7f9;border:1px solid #e4e7eb;padding:10px 12px">
-<div style="font-size:12px;color:#616e7c">{{ t.label }}</div>
-<div class="tile-value" style="font-size:22px;line-height:28px;font-weight:bold;color:#1f2933">{{ t.value }}</div>
-<div class="tile-change" style="font-size:12px;color:{{ t.colour }}">{{ t.change }}</div></td>
-{% endfor %}</tr></table></td></tr>{% endif %}
-{% if chart_src %}<tr><td style="padding:10px 24px 0 24px"><img src="{{ chart_src }}" alt="Chart: {{ chart_alt }}" width="592" style="display:block;width:100%;max-width:592px;height:auto;border:0"></td></tr>{% endif %}
-<tr><td style="padding:12px 24px">
-<table id="data" width="100%" cellpadding="0" cellspacing="0" border="0" style="border-collapse:collapse;font-size:13px">
-<thead><tr>{% for c in columns %}<th style="text-align:{{ 'left' if loop.index0 < dims else 'right' }};border-bottom:2px solid #cbd2d9;padding:6px 8px;font-weight:bold">{{ c }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in rows %}<tr>{% for value in row %}<td style="text-align:{{ 'left' if loop.index0 < dims else 'right' }};border-bottom:1px solid #e4e7eb;padding:6px 8px">{{ value }}</td>{% endfor %}</tr>{% endfor %}</tbody>
-</table>
-{% if not rows %}<p style="font-size:13px;color:#616e7c">No data in this period.</p>{% endif %}
-</td></tr>
-<tr><td style="padding:4px 24px 20px 24px;font-size:11px;color:#9aa5b1">{{ footer }}</td></tr>
-</table></td></tr></table></body></html>""")
+_HTML = jinja2.Environment(
+    loader=jinja2.PackageLoader("leadron", "templates"), autoescape=True, keep_trailing_newline=False
+).get_template("report_email.html")
 
 
 def tiles(headlines: list[Headline], period_days: int) -> list[dict[str, str]]:
@@ -233,48 +228,90 @@ def tiles(headlines: list[Headline], period_days: int) -> list[dict[str, str]]:
     out = []
     for h in headlines:
         arrow = "" if not h.change else ("\u25b2 " if h.change > 0 else "\u25bc ")
-        out.append({"label": h.label.label, "value": headline_value(h), "colour": headline_colour(h),
-                    "change": arrow + headline_change(h, period_days)})
+        out.append(
+            {
+                "label": h.label.label,
+                "value": headline_value(h),
+                "colour": headline_colour(h),
+                "change": arrow + headline_change(h, period_days),
+            }
+        )
     return out
 
 
-def to_html(definition: ReportDefinition, rows: list[dict], columns: list[str], subtitle: str, footer: str,
-            chart_src: str | None = None, headlines: list[Headline] = (), period_days: int = 0) -> str:
+def to_html(
+    definition: ReportDefinition,
+    rows: list[dict],
+    columns: list[str],
+    subtitle: str,
+    footer: str,
+    chart_src: str | None = None,
+    headlines: list[Headline] = (),
+    period_days: int = 0,
+) -> str:
     """The report page; `chart_src` is the image's src (a cid: for e-mail), else the chart inline as data."""
     if chart_src is None:
         png = chart_png(definition, rows)
         chart_src = f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else None
     charted = definition.chart.y if definition.chart and definition.chart.y else definition.metrics[:1]
-    return _HTML.render(title=definition.name, subtitle=subtitle, footer=footer, chart_src=chart_src,
-                        chart_alt=", ".join(label(f) for f in charted), tiles=tiles(list(headlines), period_days),
-                        columns=[label(c) for c in columns], dims=len(definition.dimensions),
-                        rows=[[cell(c, r[c]) for c in columns] for r in rows])
+    return _HTML.render(
+        title=definition.name,
+        subtitle=subtitle,
+        footer=footer,
+        chart_src=chart_src,
+        chart_alt=", ".join(label(f) for f in charted),
+        tiles=tiles(list(headlines), period_days),
+        columns=[label(c) for c in columns],
+        dims=len(definition.dimensions),
+        rows=[[cell(c, r[c]) for c in columns] for r in rows],
+    )
 
 
-def to_pdf(definition: ReportDefinition, rows: list[dict], columns: list[str], subtitle: str,
-           headlines: list[Headline] = (), period_days: int = 0) -> bytes:
+def to_pdf(
+    definition: ReportDefinition,
+    rows: list[dict],
+    columns: list[str],
+    subtitle: str,
+    headlines: list[Headline] = (),
+    period_days: int = 0,
+) -> bytes:
     """A PDF with the title, the headline numbers, the table (first 40 rows per page) and the same chart."""
     out = io.BytesIO()
     with PdfPages(out, metadata={"Title": definition.name, "Creator": "Leadron Analytics"}) as pdf:
-        pages = [rows[i:i + 40] for i in range(0, len(rows), 40)] or [[]]
+        pages = [rows[i : i + 40] for i in range(0, len(rows), 40)] or [[]]
         for number, page in enumerate(pages):
             fig = plt.figure(figsize=(8.27, 11.69))
             fig.text(0.06, 0.96, definition.name, fontsize=15, weight="bold")
-            fig.text(0.06, 0.935, subtitle + (f" (page {number + 1} of {len(pages)})" if len(pages) > 1 else ""),
-                     fontsize=9, color=NEUTRAL)
+            fig.text(
+                0.06,
+                0.935,
+                subtitle + (f" (page {number + 1} of {len(pages)})" if len(pages) > 1 else ""),
+                fontsize=9,
+                color=NEUTRAL,
+            )
             top = 0.91
             if number == 0:
                 for index, h in enumerate(headlines):
                     fig.text(0.06 + index * 0.225, 0.905, h.label.label, fontsize=8, color=NEUTRAL)
                     fig.text(0.06 + index * 0.225, 0.885, headline_value(h), fontsize=13, weight="bold")
-                    fig.text(0.06 + index * 0.225, 0.87, headline_change(h, period_days).replace(" vs ", "\nvs "),
-                             fontsize=7, va="top", color=headline_colour(h))
+                    fig.text(
+                        0.06 + index * 0.225,
+                        0.87,
+                        headline_change(h, period_days).replace(" vs ", "\nvs "),
+                        fontsize=7,
+                        va="top",
+                        color=headline_colour(h),
+                    )
                 top = 0.83 if headlines else top
             ax = fig.add_axes([0.06, 0.05, 0.88, top - 0.05])
             ax.axis("off")
             if page:
-                table = ax.table(cellText=[[cell(c, r[c]) for c in columns] for r in page],
-                                 colLabels=[label(c) for c in columns], loc="upper center", cellLoc="right")
+                table = ax.table(
+                    cellText=[[cell(c, r[c]) for c in columns] for r in page],
+                    colLabels=[label(c) for c in columns],
+                    loc="upper center",
+                    cellLoc="right",
+                )
                 table.auto_set_font_size(False)
                 table.set_fontsize(7)
             else:

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from leadron.mailer import recipient
+from leadron.zones import TimeZoneName
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
 MIN_INTERVAL = timedelta(hours=1)
@@ -56,25 +57,24 @@ def check_cron(expression: str, start: datetime | None = None) -> None:
 
 
 class ReportSchedule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     cron: str | None = None
     cadence: Literal["daily", "weekly", "monthly"] | None = None
     weekday: Literal["sun", "mon", "tue", "wed", "thu", "fri", "sat"] | None = None
     day: int | None = Field(default=None, ge=1, le=28)
     time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     recipients: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     formats: list[Literal["csv", "xlsx", "pdf", "html"]] = Field(default_factory=lambda: ["csv"])
     skip_when_empty: bool = False
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if value not in available_timezones() and value != "UTC":
-            raise ValueError(f"unknown time zone {value!r}")
-        return value
 
     @field_validator("recipients")
     @classmethod

@@ -25,7 +25,8 @@ log = logging.getLogger("leadron.reports")
 
 META = sa.MetaData()
 REPORTS = sa.Table(
-    "reports", META,
+    "reports",
+    META,
     sa.Column("report_id", sa.String(64), primary_key=True),
     sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
     sa.Column("definition", sa.Text, nullable=False),
@@ -33,7 +34,8 @@ REPORTS = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 SCHEDULES = sa.Table(
-    "report_schedules", META,
+    "report_schedules",
+    META,
     sa.Column("schedule_id", sa.String(64), primary_key=True),
     sa.Column("report_id", sa.String(64), nullable=False, index=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
@@ -42,7 +44,8 @@ SCHEDULES = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 RUNS = sa.Table(
-    "report_runs", META,
+    "report_runs",
+    META,
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("report_id", sa.String(64), nullable=False, index=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
@@ -93,15 +96,23 @@ def _stored(definition: ReportDefinition) -> str:
 def create_report(settings: Settings, definition: ReportDefinition) -> dict:
     now = _now()
     with engine(settings).begin() as con:
-        con.execute(REPORTS.insert().values(report_id=definition.id, tenant_id=definition.tenant_id,
-                                            definition=_stored(definition), created_at=now, updated_at=now))
+        con.execute(
+            REPORTS.insert().values(
+                report_id=definition.id,
+                tenant_id=definition.tenant_id,
+                definition=_stored(definition),
+                created_at=now,
+                updated_at=now,
+            )
+        )
     return {"definition": definition, "created_at": now, "updated_at": now}
 
 
 def get_report(settings: Settings, tenant_id: str, report_id: str) -> dict | None:
     with engine(settings).connect() as con:
-        row = con.execute(sa.select(REPORTS).where(REPORTS.c.tenant_id == tenant_id,
-                                                   REPORTS.c.report_id == report_id)).first()
+        row = con.execute(
+            sa.select(REPORTS).where(REPORTS.c.tenant_id == tenant_id, REPORTS.c.report_id == report_id)
+        ).first()
     return {"definition": _definition(row), "created_at": row.created_at, "updated_at": row.updated_at} if row else None
 
 
@@ -109,24 +120,32 @@ def list_reports(settings: Settings, tenant_id: str, offset: int, limit: int) ->
     where = REPORTS.c.tenant_id == tenant_id
     with engine(settings).connect() as con:
         total = con.execute(sa.select(sa.func.count()).select_from(REPORTS).where(where)).scalar_one()
-        rows = con.execute(sa.select(REPORTS).where(where).order_by(REPORTS.c.created_at, REPORTS.c.report_id)
-                           .offset(offset).limit(limit)).all()
+        rows = con.execute(
+            sa.select(REPORTS)
+            .where(where)
+            .order_by(REPORTS.c.created_at, REPORTS.c.report_id)
+            .offset(offset)
+            .limit(limit)
+        ).all()
     return [{"definition": _definition(r), "created_at": r.created_at, "updated_at": r.updated_at} for r in rows], total
 
 
 def update_report(settings: Settings, definition: ReportDefinition) -> bool:
     with engine(settings).begin() as con:
-        changed = con.execute(REPORTS.update().where(REPORTS.c.tenant_id == definition.tenant_id,
-                                                     REPORTS.c.report_id == definition.id)
-                              .values(definition=_stored(definition), updated_at=_now())).rowcount
+        changed = con.execute(
+            REPORTS.update()
+            .where(REPORTS.c.tenant_id == definition.tenant_id, REPORTS.c.report_id == definition.id)
+            .values(definition=_stored(definition), updated_at=_now())
+        ).rowcount
     return changed == 1
 
 
 def delete_report(settings: Settings, tenant_id: str, report_id: str) -> bool:
     """The report, its schedules and its runs (deliveries already made stay in the delivery log)."""
     with engine(settings).begin() as con:
-        changed = con.execute(REPORTS.delete().where(REPORTS.c.tenant_id == tenant_id,
-                                                     REPORTS.c.report_id == report_id)).rowcount
+        changed = con.execute(
+            REPORTS.delete().where(REPORTS.c.tenant_id == tenant_id, REPORTS.c.report_id == report_id)
+        ).rowcount
         if changed:
             for table in (SCHEDULES, RUNS):
                 con.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c.report_id == report_id))
@@ -135,8 +154,12 @@ def delete_report(settings: Settings, tenant_id: str, report_id: str) -> bool:
 
 # ---- schedules ----------------------------------------------------------------------------------
 def _schedule(row: Any) -> dict:
-    return {"schedule": ReportSchedule.model_validate_json(row.schedule), "report_id": row.report_id,
-            "created_at": row.created_at, "updated_at": row.updated_at}
+    return {
+        "schedule": ReportSchedule.model_validate_json(row.schedule),
+        "report_id": row.report_id,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
 class ScheduleLimitError(ValueError):
@@ -146,12 +169,21 @@ class ScheduleLimitError(ValueError):
 def create_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> dict:
     now = _now()
     with engine(settings).begin() as con:
-        count = con.execute(sa.select(sa.func.count()).select_from(SCHEDULES)
-                            .where(SCHEDULES.c.tenant_id == tenant_id)).scalar_one()
+        count = con.execute(
+            sa.select(sa.func.count()).select_from(SCHEDULES).where(SCHEDULES.c.tenant_id == tenant_id)
+        ).scalar_one()
         if count >= MAX_SCHEDULES_PER_TENANT:
             raise ScheduleLimitError(f"schedules: a tenant has at most {MAX_SCHEDULES_PER_TENANT} schedules")
-        con.execute(SCHEDULES.insert().values(schedule_id=schedule.id, report_id=report_id, tenant_id=tenant_id,
-                                              schedule=schedule.model_dump_json(), created_at=now, updated_at=now))
+        con.execute(
+            SCHEDULES.insert().values(
+                schedule_id=schedule.id,
+                report_id=report_id,
+                tenant_id=tenant_id,
+                schedule=schedule.model_dump_json(),
+                created_at=now,
+                updated_at=now,
+            )
+        )
     return {"schedule": schedule, "report_id": report_id, "created_at": now, "updated_at": now}
 
 
@@ -164,8 +196,11 @@ def _schedule_where(tenant_id: str, report_id: str, schedule_id: str | None = No
 
 def list_schedules(settings: Settings, tenant_id: str, report_id: str) -> list[dict]:
     with engine(settings).connect() as con:
-        rows = con.execute(sa.select(SCHEDULES).where(_schedule_where(tenant_id, report_id))
-                           .order_by(SCHEDULES.c.created_at, SCHEDULES.c.schedule_id)).all()
+        rows = con.execute(
+            sa.select(SCHEDULES)
+            .where(_schedule_where(tenant_id, report_id))
+            .order_by(SCHEDULES.c.created_at, SCHEDULES.c.schedule_id)
+        ).all()
     return [_schedule(r) for r in rows]
 
 
@@ -177,8 +212,11 @@ def get_schedule(settings: Settings, tenant_id: str, report_id: str, schedule_id
 
 def update_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> bool:
     with engine(settings).begin() as con:
-        changed = con.execute(SCHEDULES.update().where(_schedule_where(tenant_id, report_id, schedule.id))
-                              .values(schedule=schedule.model_dump_json(), updated_at=_now())).rowcount
+        changed = con.execute(
+            SCHEDULES.update()
+            .where(_schedule_where(tenant_id, report_id, schedule.id))
+            .values(schedule=schedule.model_dump_json(), updated_at=_now())
+        ).rowcount
     return changed == 1
 
 
@@ -191,15 +229,17 @@ def delete_schedule(settings: Settings, tenant_id: str, report_id: str, schedule
 def record_run(settings: Settings, tenant_id: str, report_id: str, **values: Any) -> str:
     run_id = new_id("run")
     with engine(settings).begin() as con:
-        con.execute(RUNS.insert().values(run_id=run_id, tenant_id=tenant_id, report_id=report_id, created_at=_now(),
-                                         **values))
+        con.execute(
+            RUNS.insert().values(run_id=run_id, tenant_id=tenant_id, report_id=report_id, created_at=_now(), **values)
+        )
     return run_id
 
 
 def get_run(settings: Settings, tenant_id: str, report_id: str, run_id: str) -> dict | None:
     with engine(settings).connect() as con:
-        row = con.execute(sa.select(RUNS).where(RUNS.c.tenant_id == tenant_id, RUNS.c.report_id == report_id,
-                                                RUNS.c.run_id == run_id)).first()
+        row = con.execute(
+            sa.select(RUNS).where(RUNS.c.tenant_id == tenant_id, RUNS.c.report_id == report_id, RUNS.c.run_id == run_id)
+        ).first()
     return dict(row._mapping) if row else None
 
 

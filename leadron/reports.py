@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 import duckdb
 import yaml
@@ -33,82 +33,19 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from leadron.mailer import header_value
+from leadron.metric_catalogue import (
+    DIMENSION_NAMES,
+    FAMILIES,
+    GRAINS,
+    LABELS,
+    METRIC_NAMES,
+    RATIOS,
+    SOURCES,
+    Label,
+)
+from leadron.zones import TimeZoneName
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
-COUNTS = ("sent", "delivered", "bounced", "hard_bounced", "soft_bounced", "opens_total", "unique_opens",
-          "clicks_total", "unique_clicks", "replied", "positive_replied")
-RATES = {"open_rate": ("unique_opens", "delivered"), "click_rate": ("unique_clicks", "delivered"),
-         "click_to_open_rate": ("unique_clicks", "unique_opens"), "reply_rate": ("replied", "delivered"),
-         "positive_reply_rate": ("positive_replied", "replied"), "bounce_rate": ("bounced", "sent")}
-ACTIVITY = ("events", "human_events", "bot_events")
-COHORT = ("cohort_size", "active_leads", "converted_leads", "retention_rate", "conversion_rate")
-# Ratios of summed counts (METRICS.md), across every source.
-RATIOS = {**RATES, "retention_rate": ("active_leads", "cohort_size"), "conversion_rate": ("converted_leads", "cohort_size")}
-GRAINS = {"date_day": "day", "date_week": "week", "date_month": "month"}
-
-
-@dataclass(frozen=True)
-class Label:
-    """How a person reads a field: its label, its unit ("count", "%", "date", "text", "number") and, for a
-    metric, whether up is good (True), bad (False) or neither (None)."""
-
-    label: str
-    unit: str
-    up_is_good: bool | None = None
-
-
-# The one place for the human names of the catalogue: e-mail, chart, CSV/XLSX/PDF headers and the API.
-LABELS = {
-    "sent": Label("Sent", "count", True), "delivered": Label("Delivered", "count", True),
-    "bounced": Label("Bounced", "count", False), "hard_bounced": Label("Hard bounces", "count", False),
-    "soft_bounced": Label("Soft bounces", "count", False), "opens_total": Label("Opens (all)", "count", True),
-    "unique_opens": Label("Unique opens", "count", True), "clicks_total": Label("Clicks (all)", "count", True),
-    "unique_clicks": Label("Unique clicks", "count", True), "replied": Label("Replies", "count", True),
-    "positive_replied": Label("Positive replies", "count", True),
-    "open_rate": Label("Open rate", "%", True), "click_rate": Label("Click rate", "%", True),
-    "click_to_open_rate": Label("Click-to-open rate", "%", True), "reply_rate": Label("Reply rate", "%", True),
-    "positive_reply_rate": Label("Positive reply rate", "%", True), "bounce_rate": Label("Bounce rate", "%", False),
-    "events": Label("Events", "count"), "human_events": Label("Human events", "count"),
-    "bot_events": Label("Bot events", "count", False),
-    "cohort_size": Label("Cohort size", "count", True), "active_leads": Label("Active leads", "count", True),
-    "converted_leads": Label("Converted leads", "count", True),
-    "retention_rate": Label("Retention rate", "%", True), "conversion_rate": Label("Conversion rate", "%", True),
-    "date_day": Label("Day", "date"), "date_week": Label("Week", "date"), "date_month": Label("Month", "date"),
-    "workflow": Label("Sequence", "text"), "step": Label("Step", "number"), "rep": Label("Rep", "text"),
-    "team": Label("Team", "text"), "lead_source": Label("Lead source", "text"),
-    "event_type": Label("Event type", "text"), "cohort_week": Label("Cohort week", "date"),
-    "week_offset": Label("Weeks since first send", "number"),
-}
-
-
-def fields(columns: list[str]) -> list[dict[str, str]]:
-    """Each column with its label and unit (what the API's report runs show beside the rows)."""
-    return [{"name": c, "label": LABELS[c].label, "unit": LABELS[c].unit} for c in columns]
-
-
-@dataclass(frozen=True)
-class Source:
-    table: str
-    date_column: str
-    metrics: tuple[str, ...]
-    dimensions: dict[str, str]  # report dimension -> column
-
-
-SOURCES = {
-    "email": Source("mart_email_performance_daily", "send_date", (*COUNTS, *RATES),
-                    {"workflow": "workflow_id", "step": "step_number", "rep": "user_id"}),
-    "team": Source("mart_team_performance", "week_start", ("sent", "delivered", "bounced", "unique_opens",
-                                                           "unique_clicks", "replied", *(r for r in RATES if r not in (
-                                                               "click_to_open_rate", "positive_reply_rate"))),
-                   {"team": "team_id", "rep": "user_id"}),
-    "activity": Source("mart_activity_daily", "event_date", ACTIVITY, {"event_type": "event_type"}),
-    "cohort": Source("mart_cohort_retention", "cohort_week", COHORT,
-                     {"cohort_week": "cohort_week", "week_offset": "week_offset"}),
-}
-FAMILIES = {"email": (*COUNTS, *RATES), "activity": ACTIVITY, "cohort": COHORT}
-METRIC_NAMES = (*COUNTS, *RATES, *ACTIVITY, *COHORT)
-DIMENSION_NAMES = (*GRAINS, "workflow", "step", "rep", "team", "lead_source", "event_type", "cohort_week",
-                   "week_offset")
 
 
 class ReportError(ValueError):
@@ -116,8 +53,14 @@ class ReportError(ValueError):
 
 
 class DateRange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
     start: date | None = None
     end: date | None = None  # exclusive
     last_days: int | None = Field(default=None, ge=1, le=3660)
@@ -132,23 +75,41 @@ class DateRange(BaseModel):
 
 
 class SortKey(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
     field: Name
     descending: bool = False
 
 
 class Chart(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
     type: Literal["line", "bar", "funnel", "cohort_heatmap"]
     x: Name | None = None
     y: list[Name] = Field(default_factory=list, max_length=6)
 
 
 class ReportDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     tenant_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -156,18 +117,11 @@ class ReportDefinition(BaseModel):
     dimensions: list[Name] = Field(default_factory=list, max_length=4)
     filters: dict[Name, list[Annotated[str, Field(max_length=256)]]] = Field(default_factory=dict)
     date_range: DateRange
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     sort: list[SortKey] = Field(default_factory=list, max_length=6)
     limit: int = Field(default=1000, ge=1, le=100_000)
     chart: Chart | None = None
     schedules: list[dict] = Field(default_factory=list)  # validated by the scheduler
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if value not in available_timezones() and value != "UTC":
-            raise ValueError(f"unknown time zone {value!r}")
-        return value
 
     @field_validator("name")
     @classmethod
@@ -209,8 +163,10 @@ def choose_source(definition: ReportDefinition) -> str:
         raise _fail(field, f"unknown dimension {unknown[0]!r}; catalogue: {', '.join(DIMENSION_NAMES)}")
     wanted = set(definition.dimensions) | set(definition.filters)
     if "lead_source" in wanted:
-        raise _fail("dimensions", "lead_source is not available for these metrics (the email and activity "
-                                  "marts have no lead source)")
+        raise _fail(
+            "dimensions",
+            "lead_source is not available for these metrics (the email and activity marts have no lead source)",
+        )
     families = [f for f, metrics in FAMILIES.items() if set(definition.metrics) & set(metrics)]
     if len(families) > 1:
         raise _fail("metrics", f"{' and '.join(families)} metrics cannot be mixed in one report")
@@ -234,8 +190,9 @@ def choose_source(definition: ReportDefinition) -> str:
 def _metric_sql(metric: str) -> str:
     if metric in RATIOS:
         numerator, denominator = RATIOS[metric]
-        return (f"CASE WHEN sum({denominator}) = 0 THEN NULL "
-                f"ELSE CAST(sum({numerator}) AS DOUBLE) / sum({denominator}) END")
+        return (
+            f"CASE WHEN sum({denominator}) = 0 THEN NULL ELSE CAST(sum({numerator}) AS DOUBLE) / sum({denominator}) END"
+        )
     return f"sum({metric})"
 
 
@@ -312,15 +269,18 @@ class Headline:
 def run_headlines(con: duckdb.DuckDBPyConnection, definition: ReportDefinition, now: datetime) -> list[Headline]:
     """The first HEADLINES metrics as totals, by the same query builder (no dimensions, so rates are ratios of
     the period's summed counts), for the report's period and the previous one of the same length."""
-    totals = definition.model_copy(update={"dimensions": [], "sort": [], "chart": None, "limit": 1,
-                                           "metrics": definition.metrics[:HEADLINES]})
+    totals = definition.model_copy(
+        update={"dimensions": [], "sort": [], "chart": None, "limit": 1, "metrics": definition.metrics[:HEADLINES]}
+    )
     current = build_query(totals, now)
     start, end = current.start, current.end
     before = totals.model_copy(update={"date_range": DateRange(start=start - (end - start), end=start)})
     previous = build_query(before, now)
     values = [con.execute(q.sql, q.params).fetchone() or (None,) * len(q.columns) for q in (current, previous)]
-    return [_headline(metric, now_value, then_value)
-            for metric, now_value, then_value in zip(totals.metrics, values[0], values[1])]
+    return [
+        _headline(metric, now_value, then_value)
+        for metric, now_value, then_value in zip(totals.metrics, values[0], values[1])
+    ]
 
 
 def _headline(metric: str, value, previous) -> Headline:

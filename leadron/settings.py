@@ -121,16 +121,20 @@ class Settings:
         with an empty key anyone could forge tracking and webhook tokens for any tenant."""
         if self.api_secret:
             if len(self.api_secret.encode()) < MIN_SECRET_BYTES:
-                raise SecretError(f"LEADRON_API_SECRET is {len(self.api_secret.encode())} bytes; it must be at least "
-                                  f"{MIN_SECRET_BYTES} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+                raise SecretError(
+                    f"LEADRON_API_SECRET is {len(self.api_secret.encode())} bytes; it must be at least "
+                    f"{MIN_SECRET_BYTES} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+                )
             return self.api_secret.encode()
         path = self.secret_path
         value = _read_secret(path)
         if value is None or value == b"":  # never written, or the debris of a start that died mid-write
             value = _create_secret(path)
         if len(value) < MIN_SECRET_BYTES:
-            raise SecretError(f"{path} holds a {len(value)}-byte secret; at least {MIN_SECRET_BYTES} are needed. "
-                              "Replace it (tokens signed with it stop working) or set LEADRON_API_SECRET.")
+            raise SecretError(
+                f"{path} holds a {len(value)}-byte secret; at least {MIN_SECRET_BYTES} are needed. "
+                "Replace it (tokens signed with it stop working) or set LEADRON_API_SECRET."
+            )
         return value
 
     def ensure_dirs(self) -> None:
@@ -145,8 +149,14 @@ class Settings:
         for folder in (self.api_dir, self.api_events_path.parent, self.exports_dir):
             if folder.exists():
                 os.chmod(folder, 0o700)
-        for name in (self.api_keys_path, self.secret_path, self.api_events_path, self.home / "metadata.sqlite",
-                     self.home / "deliveries.sqlite", self.exports_dir / "exports.sqlite"):
+        for name in (
+            self.api_keys_path,
+            self.secret_path,
+            self.api_events_path,
+            self.home / "metadata.sqlite",
+            self.home / "deliveries.sqlite",
+            self.exports_dir / "exports.sqlite",
+        ):
             for path in (name, Path(f"{name}-wal"), Path(f"{name}-shm")):
                 if path.exists():
                     os.chmod(path, 0o600)

@@ -52,16 +52,33 @@ def _expiry(ttl_days: float) -> int:
     return int(time.time() + ttl_days * 86_400)
 
 
-def open_token(secret: bytes, tenant_id: str, lead_id: str | None, message_id: str,
-               execution_id: str | None = None, ttl_days: float = DEFAULT_TTL_DAYS) -> str:
-    return sign(secret, OPEN, {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id,
-                               "e": _expiry(ttl_days)})
+def open_token(
+    secret: bytes,
+    tenant_id: str,
+    lead_id: str | None,
+    message_id: str,
+    execution_id: str | None = None,
+    ttl_days: float = DEFAULT_TTL_DAYS,
+) -> str:
+    return sign(
+        secret, OPEN, {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id, "e": _expiry(ttl_days)}
+    )
 
 
-def click_token(secret: bytes, tenant_id: str, lead_id: str | None, message_id: str, url: str,
-                execution_id: str | None = None, ttl_days: float = DEFAULT_TTL_DAYS) -> str:
-    return sign(secret, CLICK, {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id, "u": url,
-                                "e": _expiry(ttl_days)})
+def click_token(
+    secret: bytes,
+    tenant_id: str,
+    lead_id: str | None,
+    message_id: str,
+    url: str,
+    execution_id: str | None = None,
+    ttl_days: float = DEFAULT_TTL_DAYS,
+) -> str:
+    return sign(
+        secret,
+        CLICK,
+        {"t": tenant_id, "l": lead_id, "m": message_id, "x": execution_id, "u": url, "e": _expiry(ttl_days)},
+    )
 
 
 def verify_tracking(secret: bytes, kind: str, token: str, now: float | None = None) -> dict[str, Any] | None:

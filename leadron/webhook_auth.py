@@ -45,8 +45,11 @@ def sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
     """The verification key SendGrid shows (base64 DER), or a PEM; ValueError unless it is a P-256 key."""
     text = text.strip()
     try:
-        key = (load_pem_public_key(text.encode()) if text.startswith("-----BEGIN")
-               else load_der_public_key(base64.b64decode(text, validate=True)))
+        key = (
+            load_pem_public_key(text.encode())
+            if text.startswith("-----BEGIN")
+            else load_der_public_key(base64.b64decode(text, validate=True))
+        )
     except (ValueError, TypeError, binascii.Error) as exc:
         raise ValueError(f"not a public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
@@ -63,21 +66,24 @@ def _fresh(timestamp: str, tolerance_s: float, field: str, now: float | None) ->
         raise SignatureError(field, f"more than {int(tolerance_s)} s from the server's clock")
 
 
-def verify_sendgrid(public_key: str, headers: dict[str, str], body: bytes, tolerance_s: float,
-                    now: float | None = None) -> None:
+def verify_sendgrid(
+    public_key: str, headers: dict[str, str], body: bytes, tolerance_s: float, now: float | None = None
+) -> None:
     signature, timestamp = headers.get(SENDGRID_SIGNATURE.lower()), headers.get(SENDGRID_TIMESTAMP.lower())
     if not signature:
         raise SignatureError(SENDGRID_SIGNATURE, "missing")
     _fresh(timestamp, tolerance_s, SENDGRID_TIMESTAMP, now)
     try:
-        sendgrid_public_key(public_key).verify(base64.b64decode(signature, validate=True), timestamp.encode() + body,
-                                               ec.ECDSA(hashes.SHA256()))
+        sendgrid_public_key(public_key).verify(
+            base64.b64decode(signature, validate=True), timestamp.encode() + body, ec.ECDSA(hashes.SHA256())
+        )
     except (InvalidSignature, ValueError, binascii.Error):
         raise SignatureError(SENDGRID_SIGNATURE, "does not verify") from None
 
 
-def verify_mailgun(signing_key: str, signature: Any, tolerance_s: float, replay: ReplayCache,
-                   now: float | None = None) -> None:
+def verify_mailgun(
+    signing_key: str, signature: Any, tolerance_s: float, replay: ReplayCache, now: float | None = None
+) -> None:
     if not isinstance(signature, dict):
         raise SignatureError("signature", "missing")
     timestamp, token, given = (str(signature.get(k) or "") for k in ("timestamp", "token", "signature"))

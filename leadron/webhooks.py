@@ -44,6 +44,22 @@ def _ids(source: dict[str, Any]) -> dict[str, str]:
     return {k: source[k] for k in IDS if isinstance(source.get(k), str) and source[k]}
 
 
+def _finish(
+    body: dict[str, Any], ids: dict[str, str], timestamp: Any, user_agent: Any, ip: Any, no_message: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The provider-neutral tail of a mapped event: our ids (a messageId is required), time, agent, address."""
+    if "messageId" not in ids:
+        return None, no_message
+    body |= ids
+    if (ts := _ts(timestamp)) is not None:
+        body["timestamp"] = ts
+    if user_agent:
+        body["userAgent"] = str(user_agent)[:1024]
+    if ip:
+        body["ip"] = ip
+    return {k: v for k, v in body.items() if v is not None}, ""
+
+
 def sendgrid_events(payload: Any) -> list[tuple[dict[str, Any] | None, str]]:
     """Each SendGrid event as (our event body, "") or (None, why it was skipped)."""
     if not isinstance(payload, list):
@@ -64,18 +80,16 @@ def sendgrid_events(payload: Any) -> list[tuple[dict[str, Any] | None, str]]:
         else:
             out.append((None, f"SendGrid event {kind!r} has no Leadron event type"))
             continue
-        ids = _ids(item)
-        if "messageId" not in ids:
-            out.append((None, "no messageId custom arg on the event"))
-            continue
-        body |= ids
-        if (ts := _ts(item.get("timestamp"))) is not None:
-            body["timestamp"] = ts
-        if item.get("useragent"):
-            body["userAgent"] = str(item["useragent"])[:1024]
-        if item.get("ip"):
-            body["ip"] = item["ip"]
-        out.append(({k: v for k, v in body.items() if v is not None}, ""))
+        out.append(
+            _finish(
+                body,
+                _ids(item),
+                item.get("timestamp"),
+                item.get("useragent"),
+                item.get("ip"),
+                "no messageId custom arg on the event",
+            )
+        )
     return out
 
 
@@ -91,19 +105,15 @@ def mailgun_event(payload: Any) -> tuple[dict[str, Any] | None, str]:
     elif kind == "clicked":
         body |= {"eventType": "link_click", "url": data.get("url")}
     elif kind == "failed":
-        body |= {"eventType": "email_bounce",
-                 "bounceType": "soft" if data.get("severity") == "temporary" else "hard"}
+        body |= {"eventType": "email_bounce", "bounceType": "soft" if data.get("severity") == "temporary" else "hard"}
     else:
         return None, f"Mailgun event {kind!r} has no Leadron event type"
     variables = data.get("user-variables") if isinstance(data.get("user-variables"), dict) else {}
-    ids = _ids(variables)
-    if "messageId" not in ids:
-        return None, "no messageId in user-variables"
-    body |= ids
-    if (ts := _ts(data.get("timestamp"))) is not None:
-        body["timestamp"] = ts
-    if client.get("user-agent"):
-        body["userAgent"] = str(client["user-agent"])[:1024]
-    if data.get("ip"):
-        body["ip"] = data["ip"]
-    return {k: v for k, v in body.items() if v is not None}, ""
+    return _finish(
+        body,
+        _ids(variables),
+        data.get("timestamp"),
+        client.get("user-agent"),
+        data.get("ip"),
+        "no messageId in user-variables",
+    )

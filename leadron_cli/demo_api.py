@@ -4,13 +4,13 @@ key for the largest tenant, three dashboard calls, and one event ingested and co
 from __future__ import annotations
 
 import threading
-import uuid
 import time
+import uuid
 
 import httpx
 
-from leadron_cli.demo_mail import free_port
 from leadron.settings import Settings
+from leadron_cli.demo_mail import free_port
 
 
 def _percent(value: float | None) -> str:
@@ -27,8 +27,9 @@ def show_api(settings: Settings, tenant: str) -> list[str]:
     read_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("analytics:read",))
     write_key, _ = KeyStore(settings.api_keys_path).create(tenant, ("events:write",))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}/v1/analytics"
@@ -44,11 +45,20 @@ def show_api(settings: Settings, tenant: str) -> list[str]:
             totals, fresh = kpis["data"]["totals"], kpis["meta"]["dataFreshness"]
             funnel = client.get(f"{base}/dashboard/funnel").json()["data"]["steps"]
             before = kpis["data"]["today"]["events"].get("page_visit", 0)
-            client.post(f"{base}/events", json={"eventId": f"demo-{uuid.uuid4().hex}", "eventType": "page_visit",
-                                                  "url": "https://demo.example/pricing"},
-                        headers={"X-API-Key": write_key}).raise_for_status()
-            after = client.get(f"{base}/dashboard/kpis", params={"from": kpis["data"]["to"], "to": kpis["data"]["to"]}
-                               ).json()["data"]["today"]["events"].get("page_visit", 0)
+            client.post(
+                f"{base}/events",
+                json={
+                    "eventId": f"demo-{uuid.uuid4().hex}",
+                    "eventType": "page_visit",
+                    "url": "https://demo.example/pricing",
+                },
+                headers={"X-API-Key": write_key},
+            ).raise_for_status()
+            after = (
+                client.get(f"{base}/dashboard/kpis", params={"from": kpis["data"]["to"], "to": kpis["data"]["to"]})
+                .json()["data"]["today"]["events"]
+                .get("page_visit", 0)
+            )
     finally:
         server.should_exit = True
         thread.join(timeout=30)

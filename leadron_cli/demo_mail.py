@@ -27,20 +27,46 @@ def demo_definitions(tenant_id: str) -> dict[str, dict]:
     recipients = [f"sales-manager@{tenant_id}.example"]
     return {
         "daily-email-kpis": {
-            "id": "daily-email-kpis", "name": "Daily email KPIs", "tenant_id": tenant_id,
+            "id": "daily-email-kpis",
+            "name": "Daily email KPIs",
+            "tenant_id": tenant_id,
             "metrics": ["sent", "delivered", "open_rate", "click_rate", "reply_rate", "bounce_rate"],
-            "dimensions": ["date_day"], "date_range": {"last_days": 7}, "timezone": "Europe/Berlin",
+            "dimensions": ["date_day"],
+            "date_range": {"last_days": 7},
+            "timezone": "Europe/Berlin",
             "chart": {"type": "line", "y": ["open_rate", "reply_rate"]},
-            "schedules": [{"id": "every-morning", "cadence": "daily", "time": "08:00", "timezone": "Europe/Berlin",
-                           "recipients": recipients, "formats": ["csv", "pdf"], "skip_when_empty": True}],
+            "schedules": [
+                {
+                    "id": "every-morning",
+                    "cadence": "daily",
+                    "time": "08:00",
+                    "timezone": "Europe/Berlin",
+                    "recipients": recipients,
+                    "formats": ["csv", "pdf"],
+                    "skip_when_empty": True,
+                }
+            ],
         },
         "weekly-sequences": {
-            "id": "weekly-sequences", "name": "Weekly performance by sequence", "tenant_id": tenant_id,
-            "metrics": ["sent", "delivered", "unique_opens", "replied", "reply_rate"], "dimensions": ["workflow"],
-            "sort": [{"field": "sent", "descending": True}], "date_range": {"last_days": 7},
+            "id": "weekly-sequences",
+            "name": "Weekly performance by sequence",
+            "tenant_id": tenant_id,
+            "metrics": ["sent", "delivered", "unique_opens", "replied", "reply_rate"],
+            "dimensions": ["workflow"],
+            "sort": [{"field": "sent", "descending": True}],
+            "date_range": {"last_days": 7},
             "chart": {"type": "bar", "y": ["sent", "replied"]},
-            "schedules": [{"id": "monday-morning", "cadence": "weekly", "weekday": "mon", "time": "08:00",
-                           "timezone": "Europe/Berlin", "recipients": recipients, "formats": ["xlsx", "pdf"]}],
+            "schedules": [
+                {
+                    "id": "monday-morning",
+                    "cadence": "weekly",
+                    "weekday": "mon",
+                    "time": "08:00",
+                    "timezone": "Europe/Berlin",
+                    "recipients": recipients,
+                    "formats": ["xlsx", "pdf"],
+                }
+            ],
         },
     }
 
@@ -71,14 +97,23 @@ def send_demo_reports(settings: Settings, tenant_id: str, instance: dg.DagsterIn
     server.start()
     due = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
     try:
-        with exported({"LEADRON_SMTP_HOST": "127.0.0.1", "LEADRON_SMTP_PORT": str(port),
-                       "LEADRON_SMTP_STARTTLS": "false", "LEADRON_SMTP_USER": "", "LEADRON_SMTP_PASSWORD": ""}):
+        with exported(
+            {
+                "LEADRON_SMTP_HOST": "127.0.0.1",
+                "LEADRON_SMTP_PORT": str(port),
+                "LEADRON_SMTP_STARTTLS": "false",
+                "LEADRON_SMTP_USER": "",
+                "LEADRON_SMTP_PASSWORD": "",
+            }
+        ):
             for report_id, definition in definitions.items():
                 schedule_id = definition["schedules"][0]["id"]
                 config = {"report_id": report_id, "schedule_id": schedule_id, "due_at": due}
                 result = deliver_report.execute_in_process(
-                    run_config={"ops": {"deliver_scheduled_report": {"config": config}}}, instance=instance,
-                    raise_on_error=False)
+                    run_config={"ops": {"deliver_scheduled_report": {"config": config}}},
+                    instance=instance,
+                    raise_on_error=False,
+                )
                 if not result.success:
                     raise RuntimeError(f"demo report {report_id} was not delivered (run {result.run_id})")
     finally:

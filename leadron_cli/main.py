@@ -21,10 +21,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from leadron.demo_data import generate
 
     _stage(f"generate: about {args.events:,} events, {args.tenants} tenants, seed {args.seed} -> {args.out}")
-    result = generate(Path(args.out), events=args.events, tenants=args.tenants, seed=args.seed, end=args.end,
-                      days=args.days, progress=lambda m: _stage(f"  {m}"))
-    _stage(f"generate: {result.events:,} event lines, {result.leads:,} leads, {result.messages:,} messages "
-           f"in {result.seconds:.1f}s")
+    result = generate(
+        Path(args.out),
+        events=args.events,
+        tenants=args.tenants,
+        seed=args.seed,
+        end=args.end,
+        days=args.days,
+        progress=lambda m: _stage(f"  {m}"),
+    )
+    _stage(
+        f"generate: {result.events:,} event lines, {result.leads:,} leads, {result.messages:,} messages "
+        f"in {result.seconds:.1f}s"
+    )
     return 0
 
 
@@ -53,8 +62,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     for line in iter_messages(report):
         print(line, file=sys.stderr)
-    _stage(f"import: {counts['landed']} files landed ({report.events_landed:,} events), {counts['skipped']} skipped, "
-           f"{counts['rejected']} rejected in {time.perf_counter() - started:.1f}s")
+    _stage(
+        f"import: {counts['landed']} files landed ({report.events_landed:,} events), {counts['skipped']} skipped, "
+        f"{counts['rejected']} rejected in {time.perf_counter() - started:.1f}s"
+    )
     return 0 if report.ok else 1
 
 
@@ -65,8 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
     outcome = run_build(settings, partition=args.partition, progress=_stage, full_refresh=args.full_refresh)
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
-    _stage(f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
-           f"in {outcome.seconds:.1f}s")
+    _stage(
+        f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
+        f"in {outcome.seconds:.1f}s"
+    )
     return 0 if outcome.success else 1
 
 
@@ -100,8 +113,12 @@ def cmd_demo_mail(settings: Settings, tenant: str | None) -> list:
 
 
 def _paths(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
-    return {**extra, "landing": str(settings.landing_dir), "warehouse": str(settings.warehouse_path),
-            "dagster home": str(settings.dagster_home)}
+    return {
+        **extra,
+        "landing": str(settings.landing_dir),
+        "warehouse": str(settings.warehouse_path),
+        "dagster home": str(settings.dagster_home),
+    }
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -121,8 +138,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return code
     summary = read_summary(settings)
     mails = cmd_demo_mail(settings, summary.tenant)
-    print(format_summary(summary, _paths(settings, {"demo input": str(input_dir), "published": str(
-        settings.publish_dir), **{f"e-mail {i}": str(p) for i, p in enumerate(mails, start=1)}})))
+    print(
+        format_summary(
+            summary,
+            _paths(
+                settings,
+                {
+                    "demo input": str(input_dir),
+                    "published": str(settings.publish_dir),
+                    **{f"e-mail {i}": str(p) for i, p in enumerate(mails, start=1)},
+                },
+            ),
+        )
+    )
     if summary.tenant:
         from leadron_cli.demo_api import show_api
 
@@ -151,8 +179,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print(f"leadron keys create: {exc}", file=sys.stderr)
         return 2
     print(key)
-    print(f"key id {record.key_id} for tenant {record.tenant_id}, scopes {','.join(record.scopes)}. "
-          "Store the key now: it is not shown again.", file=sys.stderr)
+    print(
+        f"key id {record.key_id} for tenant {record.tenant_id}, scopes {','.join(record.scopes)}. "
+        "Store the key now: it is not shown again.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -193,8 +224,11 @@ def cmd_keys_webhook_url(args: argparse.Namespace) -> int:
             print(f"leadron keys webhook-url: {exc}", file=sys.stderr)
             return 2
     elif store.webhook_key(args.tenant, args.provider) is None:
-        print(f"leadron keys webhook-url: --verification-key is needed: no {args.provider} key is registered for "
-              f"{args.tenant}, and unsigned webhooks are refused", file=sys.stderr)
+        print(
+            f"leadron keys webhook-url: --verification-key is needed: no {args.provider} key is registered for "
+            f"{args.tenant}, and unsigned webhooks are refused",
+            file=sys.stderr,
+        )
         return 2
     token = webhook_token(get_settings().secret(), args.tenant, args.provider)
     print(f"{args.base_url.rstrip('/')}/v1/analytics/webhooks/{args.provider}/{token}")
@@ -227,53 +261,90 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadron", description="Leadron Analytics: sales-engagement warehouse.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate", help="write a demo input folder", description="Write a deterministic demo dataset "
-                       "(events-*.jsonl plus the dimension CSV files) in the documented input format.")
+    p = sub.add_parser(
+        "generate",
+        help="write a demo input folder",
+        description="Write a deterministic demo dataset "
+        "(events-*.jsonl plus the dimension CSV files) in the documented input format.",
+    )
     p.add_argument("--out", required=True, help="folder to write")
     _add_generate_options(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("import", help="validate and land an input folder", description="Validate every input file in "
-                       "DIR and land it in the landing zone. A file with a bad line is rejected whole and reported "
-                       "as file:line: field: reason. Files already landed are skipped.")
-    p.add_argument("dir", help="input folder (events*.jsonl[.gz], tenants.csv, teams.csv, users.csv, leads.csv, "
-                   "workflows.csv, workflow_steps.csv, messages.csv)")
+    p = sub.add_parser(
+        "import",
+        help="validate and land an input folder",
+        description="Validate every input file in "
+        "DIR and land it in the landing zone. A file with a bad line is rejected whole and reported "
+        "as file:line: field: reason. Files already landed are skipped.",
+    )
+    p.add_argument(
+        "dir",
+        help="input folder (events*.jsonl[.gz], tenants.csv, teams.csv, users.csv, leads.csv, "
+        "workflows.csv, workflow_steps.csv, messages.csv)",
+    )
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("run", help="build the warehouse through Dagster", description="Materialize every asset (raw "
-                       "loads, dbt models and tests) in-process with the build_warehouse job, for all days with "
-                       "landed events or one --partition day.")
+    p = sub.add_parser(
+        "run",
+        help="build the warehouse through Dagster",
+        description="Materialize every asset (raw "
+        "loads, dbt models and tests) in-process with the build_warehouse job, for all days with "
+        "landed events or one --partition day.",
+    )
     p.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
-    p.add_argument("--full-refresh", action="store_true", help="rebuild the incremental models from all history "
-                   "(after editing a dimension's history, e.g. a rep's past team or a lead's source)")
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from all history "
+        "(after editing a dimension's history, e.g. a rep's past team or a lead's source)",
+    )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("train", help="train, check and promote a lead-score model", description="Run the "
-                       "train_lead_score_model job in-process: train a LightGBM candidate on ml.ml_lead_features, "
-                       "promote it only if it beats the production model and the baseline on the held-back "
-                       "period (a blocking asset check), then re-score every open lead.")
+    p = sub.add_parser(
+        "train",
+        help="train, check and promote a lead-score model",
+        description="Run the "
+        "train_lead_score_model job in-process: train a LightGBM candidate on ml.ml_lead_features, "
+        "promote it only if it beats the production model and the baseline on the held-back "
+        "period (a blocking asset check), then re-score every open lead.",
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="generate + import + run + train + summary", description="Generate a demo dataset into "
-                       "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.")
+    p = sub.add_parser(
+        "demo",
+        help="generate + import + run + train + summary",
+        description="Generate a demo dataset into "
+        "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.",
+    )
     _add_generate_options(p)
     p.set_defaults(func=cmd_demo, partition=None, full_refresh=False)  # what cmd_run reads
 
     p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=_positive, default=1,
-                   help="server processes, each on its own SO_REUSEPORT socket (default 1; one or two per CPU "
-                        "for ingestion at volume)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes, each on its own SO_REUSEPORT socket (default 1; one or two per CPU "
+        "for ingestion at volume)",
+    )
     p.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
-    p = ksub.add_parser("create", help="create a key (printed once)", description="Create an API key for a tenant; "
-                        "the key is printed once on stdout and only its hash is stored.")
+    p = ksub.add_parser(
+        "create",
+        help="create a key (printed once)",
+        description="Create an API key for a tenant; the key is printed once on stdout and only its hash is stored.",
+    )
     p.add_argument("--tenant", required=True)
-    p.add_argument("--scopes", default="events:write,analytics:read,reports:write,exports:write",
-                   help="comma-separated scopes (default: all)")
+    p.add_argument(
+        "--scopes",
+        default="events:write,analytics:read,reports:write,exports:write",
+        help="comma-separated scopes (default: all)",
+    )
     p.set_defaults(func=cmd_keys_create)
     p = ksub.add_parser("list", help="list keys (ids, never the keys)", description="List API keys by id.")
     p.add_argument("--tenant", default=None)
@@ -281,15 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = ksub.add_parser("revoke", help="revoke a key by id", description="Revoke an API key by its id.")
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
-    p = ksub.add_parser("webhook-url", help="signed webhook URL for a mail provider",
-                        description="Print the URL to configure in SendGrid or Mailgun for a tenant.")
+    p = ksub.add_parser(
+        "webhook-url",
+        help="signed webhook URL for a mail provider",
+        description="Print the URL to configure in SendGrid or Mailgun for a tenant.",
+    )
     p.add_argument("--tenant", required=True)
     p.add_argument("--provider", choices=["sendgrid", "mailgun"], required=True)
     p.add_argument("--base-url", default="http://127.0.0.1:8000")
-    p.add_argument("--verification-key", default=None, metavar="KEY",
-                   help="the provider's key, stored with the tenant: SendGrid's Signed Event Webhook verification "
-                        "key (base64 public key), Mailgun's webhook signing key; '-' reads it from stdin. Needed "
-                        "the first time: a webhook that does not verify is refused with 401")
+    p.add_argument(
+        "--verification-key",
+        default=None,
+        metavar="KEY",
+        help="the provider's key, stored with the tenant: SendGrid's Signed Event Webhook verification "
+        "key (base64 public key), Mailgun's webhook signing key; '-' reads it from stdin. Needed "
+        "the first time: a webhook that does not verify is refused with 401",
+    )
     p.set_defaults(func=cmd_keys_webhook_url)
     return parser
 

@@ -29,15 +29,20 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict:
         rows = int(mask.sum())
         hits = float(y[mask].sum())
         gained += hits
-        table.append({
-            "decile": d, "rows": rows,
-            "mean_predicted": round(float(p[mask].mean()), 6) if mask.any() else None,
-            "observed_rate": round(hits / rows, 6) if rows else None,
-            "lift": round(hits / rows / base, 4) if rows else None,
-            "cumulative_gain": round(gained / y.sum(), 6),
-        })
+        table.append(
+            {
+                "decile": d,
+                "rows": rows,
+                "mean_predicted": round(float(p[mask].mean()), 6) if mask.any() else None,
+                "observed_rate": round(hits / rows, 6) if rows else None,
+                "lift": round(hits / rows / base, 4) if rows else None,
+                "cumulative_gain": round(gained / y.sum(), 6),
+            }
+        )
     return {
-        "rows": int(len(y)), "positives": int(y.sum()), "positive_rate": round(base, 6),
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+        "positive_rate": round(base, 6),
         "roc_auc": round(float(roc_auc_score(y, p)), 6),
         "pr_auc": round(float(average_precision_score(y, p)), 6),
         "brier": round(float(brier_score_loss(y, p)), 6),

@@ -43,8 +43,12 @@ def lift_png(evaluation: dict) -> bytes:
     for offset, key in ((-width / 2, "model"), (width / 2, "baseline")):
         if key in evaluation:
             rows = evaluation[key]["deciles"]
-            ax.bar([r["decile"] + offset for r in rows], [r["lift"] for r in rows], width=width,
-                   label=f"{key} (ROC-AUC {evaluation[key]['roc_auc']:.3f})")
+            ax.bar(
+                [r["decile"] + offset for r in rows],
+                [r["lift"] for r in rows],
+                width=width,
+                label=f"{key} (ROC-AUC {evaluation[key]['roc_auc']:.3f})",
+            )
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("decile of predicted probability (1 = highest)")

@@ -28,8 +28,14 @@ def _time_cut(times: pd.Series, fraction: float) -> object:
     return reached.index[0] if len(reached) else counts.index[-1]
 
 
-def split_rows(frame: pd.DataFrame, label: str, time_column: str | None, seed: int,
-               test_fraction: float = 0.2, calibration_fraction: float = 0.2) -> Split:
+def split_rows(
+    frame: pd.DataFrame,
+    label: str,
+    time_column: str | None,
+    seed: int,
+    test_fraction: float = 0.2,
+    calibration_fraction: float = 0.2,
+) -> Split:
     positions = np.arange(len(frame))
     if time_column is not None:
         times = frame[time_column]

@@ -90,16 +90,32 @@ class TrainedModel:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "booster.txt").write_text(self.booster.model_to_string())
-        (folder / "model.json").write_text(json.dumps({
-            "version": self.version, "schema": self.schema.to_dict(), "calibration": self.calibrator.to_dict(),
-            "params": self.params, "evaluation": self.evaluation}, indent=2, sort_keys=True) + "\n")
+        (folder / "model.json").write_text(
+            json.dumps(
+                {
+                    "version": self.version,
+                    "schema": self.schema.to_dict(),
+                    "calibration": self.calibrator.to_dict(),
+                    "params": self.params,
+                    "evaluation": self.evaluation,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
     @classmethod
     def load(cls, folder: Path) -> TrainedModel:
         meta = json.loads((folder / "model.json").read_text())
         booster = lgb.Booster(model_str=(folder / "booster.txt").read_text())
-        return cls(booster, FeatureSchema.from_dict(meta["schema"]), calibrator_from_dict(meta["calibration"]),
-                   meta["params"], meta["evaluation"])
+        return cls(
+            booster,
+            FeatureSchema.from_dict(meta["schema"]),
+            calibrator_from_dict(meta["calibration"]),
+            meta["params"],
+            meta["evaluation"],
+        )
 
 
 def _cores() -> int:
@@ -118,8 +134,16 @@ def _labels(frame: pd.DataFrame, label: str) -> np.ndarray:
     return y
 
 
-def _search(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, valid: np.ndarray, base: dict, overrides: dict,
-            seed: int, max_rounds: int) -> tuple[dict, int, lgb.Booster, list[dict]]:
+def _search(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train: np.ndarray,
+    valid: np.ndarray,
+    base: dict,
+    overrides: dict,
+    seed: int,
+    max_rounds: int,
+) -> tuple[dict, int, lgb.Booster, list[dict]]:
     """(chosen parameters, their early-stopped rounds, the candidate's booster, every trial's figures)."""
     learn = train if len(train) <= SEARCH_ROWS else train[np.linspace(0, len(train) - 1, SEARCH_ROWS).astype(int)]
     trials, best = [], None
@@ -128,8 +152,13 @@ def _search(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, valid: np.ndarray
         # feature_pre_filter off: candidates differ in min_data_in_leaf over the same binned data.
         train_set = lgb.Dataset(X.iloc[learn], label=y[learn], params={"feature_pre_filter": False})
         valid_set = lgb.Dataset(X.iloc[valid], label=y[valid], reference=train_set)
-        booster = lgb.train(params, train_set, num_boost_round=max_rounds, valid_sets=[valid_set],
-                            callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=max_rounds,
+            valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(PATIENCE, verbose=False)],
+        )
         rounds = max(1, booster.best_iteration)
         loss = float(booster.best_score["valid_0"]["binary_logloss"])
         trials.append({**candidate, "rounds": rounds, "validation_logloss": round(loss, 6)})
@@ -149,12 +178,21 @@ def _calibration(raw: np.ndarray, y: np.ndarray) -> tuple[Isotonic | Sigmoid, di
     raw_brier, isotonic_brier = float(brier_score_loss(y, Sigmoid()(raw))), float(brier_score_loss(y, crossed))
     keep = isotonic_brier < raw_brier and len(np.unique(y[half])) == 2 and len(np.unique(y[~half])) == 2
     chosen = Isotonic.fit(raw, y) if keep else Sigmoid()
-    return chosen, {"method": "isotonic" if keep else "none", "validation_brier_uncalibrated": round(raw_brier, 6),
-                    "validation_brier_isotonic_crossfitted": round(isotonic_brier, 6)}
+    return chosen, {
+        "method": "isotonic" if keep else "none",
+        "validation_brier_uncalibrated": round(raw_brier, 6),
+        "validation_brier_isotonic_crossfitted": round(isotonic_brier, 6),
+    }
 
 
-def fit(frame: pd.DataFrame, label: str, time_column: str | None = None, seed: int = 0,
-        params: dict | None = None, baseline_column: str | None = None) -> TrainedModel:
+def fit(
+    frame: pd.DataFrame,
+    label: str,
+    time_column: str | None = None,
+    seed: int = 0,
+    params: dict | None = None,
+    baseline_column: str | None = None,
+) -> TrainedModel:
     """Search, refit, calibrate and evaluate. `params` override every search candidate (`num_boost_round`: the
     most rounds early stopping may use, MAX_ROUNDS by default). `baseline_column`, if
     given, is a score to compare against (it is still a feature); it is calibrated on the validation slice
@@ -169,18 +207,29 @@ def fit(frame: pd.DataFrame, label: str, time_column: str | None = None, seed: i
     max_rounds = int((params or {}).get("num_boost_round", MAX_ROUNDS))
     chosen, rounds, searched, trials = _search(X, y, parts.train, parts.calibration, base, overrides, seed, max_rounds)
     learned = np.sort(np.concatenate([parts.train, parts.calibration]))
-    booster = lgb.train({**chosen, **_DETERMINISM, "seed": seed}, lgb.Dataset(X.iloc[learned], label=y[learned]),
-                        num_boost_round=rounds)
-    calibrator, calibration = _calibration(searched.predict(X.iloc[parts.calibration], raw_score=True,
-                                                            num_iteration=rounds), y[parts.calibration])
+    booster = lgb.train(
+        {**chosen, **_DETERMINISM, "seed": seed}, lgb.Dataset(X.iloc[learned], label=y[learned]), num_boost_round=rounds
+    )
+    calibrator, calibration = _calibration(
+        searched.predict(X.iloc[parts.calibration], raw_score=True, num_iteration=rounds), y[parts.calibration]
+    )
     model = TrainedModel(booster, schema, calibrator, {**chosen, "num_boost_round": rounds, "seed": seed}, {})
     test_frame = frame.iloc[parts.test]
     model.evaluation = {
-        "split": {"method": parts.method, "time_column": time_column, "test_from": parts.test_from,
-                  "train_rows": int(len(parts.train)), "calibration_rows": int(len(parts.calibration)),
-                  "test_rows": int(len(parts.test))},
-        "search": {"trials": trials, "chosen": {**chosen, "num_boost_round": rounds},
-                   "rows": int(min(len(parts.train), SEARCH_ROWS)), "refit_rows": int(len(learned))},
+        "split": {
+            "method": parts.method,
+            "time_column": time_column,
+            "test_from": parts.test_from,
+            "train_rows": int(len(parts.train)),
+            "calibration_rows": int(len(parts.calibration)),
+            "test_rows": int(len(parts.test)),
+        },
+        "search": {
+            "trials": trials,
+            "chosen": {**chosen, "num_boost_round": rounds},
+            "rows": int(min(len(parts.train), SEARCH_ROWS)),
+            "refit_rows": int(len(learned)),
+        },
         "calibration": calibration,
         "training_rows": int(len(frame)),
         "positive_rate": round(float(y.mean()), 6),
@@ -193,6 +242,9 @@ def fit(frame: pd.DataFrame, label: str, time_column: str | None = None, seed: i
     if baseline_column is not None:
         score = pd.to_numeric(frame[baseline_column], errors="coerce").fillna(0.0).to_numpy()
         baseline = Isotonic.fit(score[parts.calibration], y[parts.calibration])
-        model.evaluation["baseline"] = {"column": baseline_column, "calibration": baseline.to_dict(),
-                                        **evaluate(y[parts.test], baseline(score[parts.test]))}
+        model.evaluation["baseline"] = {
+            "column": baseline_column,
+            "calibration": baseline.to_dict(),
+            **evaluate(y[parts.test], baseline(score[parts.test])),
+        }
     return model

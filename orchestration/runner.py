@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from leadron import landing
+from leadron.settings import Settings
 from orchestration.defs.dbt.jobs import BUILD_JOB
 from orchestration.defs.ml.jobs import TRAIN_JOB
-from leadron.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,9 @@ def run_build(
     first, last = days or partition_window(settings, partition)
     progress(f"  launching {job_name} for event days {first}..{last}" + (" (full refresh)" if full_refresh else ""))
     ops = {"dbt_models": {"config": {"full_refresh": True}}} if full_refresh else None
-    return run_job(settings, job_name, range_tags(first, last), instance, defs, log_level, progress,
-                   window=(first, last), ops=ops)
+    return run_job(
+        settings, job_name, range_tags(first, last), instance, defs, log_level, progress, window=(first, last), ops=ops
+    )
 
 
 def run_training(
@@ -124,5 +125,13 @@ def run_job(
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE" and e.step_key]
     checks = result.get_asset_check_evaluations()
     failed_checks = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
-    return RunOutcome(result.success, result.run_id, window[0], window[1], time.perf_counter() - started, failed,
-                      failed_checks, sum(1 for c in checks if c.passed))
+    return RunOutcome(
+        result.success,
+        result.run_id,
+        window[0],
+        window[1],
+        time.perf_counter() - started,
+        failed,
+        failed_checks,
+        sum(1 for c in checks if c.passed),
+    )

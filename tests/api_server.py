@@ -32,14 +32,26 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 60) -> Server:
         env = {**os.environ, "LEADRON_HOME": str(self.home), **self.env}
         for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
             env.pop(var, None)
         self.log = open(self.home.parent / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "leadron_cli.main", "serve", "--port", str(self.port),
-                                      "--workers", str(self.workers)],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "leadron_cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -58,8 +70,12 @@ class Server:
     def listening(self) -> int:
         """Sockets listening on the port in the server's processes (each worker has its own)."""
         procs = [psutil.Process(self.proc.pid), *self.proc_children()]
-        return sum(1 for p in procs for c in p.net_connections("tcp")
-                   if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port)
+        return sum(
+            1
+            for p in procs
+            for c in p.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port
+        )
 
     def kill(self) -> None:
         """SIGKILL to the server and every worker at once: no shutdown hook runs anywhere."""
@@ -105,14 +121,20 @@ def hammer(url: str, key: str, stop: threading.Event, acked: set, worker: int, r
             try:
                 if n % 10 == 0:
                     ids = [f"r{rnd}-w{worker}-{n}-{i}" for i in range(20)]
-                    body = {"events": [{"eventType": "email_open", "eventId": e, "messageId": f"m{worker}"} for e in ids]}
+                    body = {
+                        "events": [{"eventType": "email_open", "eventId": e, "messageId": f"m{worker}"} for e in ids]
+                    }
                     response = client.post("/v1/analytics/events/batch", content=json.dumps(body))
                     if response.status_code == 201:
                         acked.update(ids)
                 else:
                     event_id = f"r{rnd}-w{worker}-{n}"
-                    response = client.post("/v1/analytics/events", content=json.dumps(
-                        {"eventType": "email_sent", "eventId": event_id, "messageId": f"m{worker}-{n}"}))
+                    response = client.post(
+                        "/v1/analytics/events",
+                        content=json.dumps(
+                            {"eventType": "email_sent", "eventId": event_id, "messageId": f"m{worker}-{n}"}
+                        ),
+                    )
                     if response.status_code == 201:
                         acked.add(event_id)
             except httpx.HTTPError:

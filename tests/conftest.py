@@ -34,10 +34,14 @@ def pytest_sessionstart(session) -> None:
     global _chromium_install
     if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    command = ("apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)")
+    command = "apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)"
     with CHROMIUM_LOG.open("w") as log:
-        _chromium_install = subprocess.Popen(["sh", "-c", command], stdout=log, stderr=subprocess.STDOUT,
-                                             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _chromium_install = subprocess.Popen(
+            ["sh", "-c", command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
 
 def chromium_path(timeout_s: float = 900) -> str | None:
@@ -118,7 +122,9 @@ class Inbox:
         if self.refuse:
             self.refuse -= 1
             return "451 4.3.0 try again later"
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        self.messages.append(
+            (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default))
+        )
         return "250 OK"
 
 
@@ -131,7 +137,11 @@ def smtp():
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield inbox, SmtpSettings(host="127.0.0.1", port=port, starttls=False, user=None, password=None,
-                                  sender="reports@leadron.test")
+        yield (
+            inbox,
+            SmtpSettings(
+                host="127.0.0.1", port=port, starttls=False, user=None, password=None, sender="reports@leadron.test"
+            ),
+        )
     finally:
         controller.stop()

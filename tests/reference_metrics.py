@@ -64,8 +64,10 @@ def email_performance(folders: list[Path], dims: Path) -> dict[tuple, dict[str, 
     dim = read_messages(dims)
 
     send_event: dict[tuple, dict] = {}
-    for e in sorted((e for e in events if e["eventType"] == "email_sent" and e.get("messageId")),
-                    key=lambda e: (e["ts"], e["eventId"])):
+    for e in sorted(
+        (e for e in events if e["eventType"] == "email_sent" and e.get("messageId")),
+        key=lambda e: (e["ts"], e["eventId"]),
+    ):
         send_event.setdefault((e["tenantId"], e["messageId"]), e)
     first_send = {k: v["ts"] for k, v in send_event.items()}
 
@@ -92,11 +94,24 @@ def email_performance(folders: list[Path], dims: Path) -> dict[tuple, dict[str, 
         if r.get("messageId") and (t, r["messageId"]) in known:
             target = (t, r["messageId"])
         if target is None and r.get("workflowExecutionId"):
-            target = latest([(k, s) for k, s in sends.items() if k[0] == t and s["lead"] == r.get("leadId")
-                             and s["exe"] == r["workflowExecutionId"] and s["ts"] < r["ts"]])
+            target = latest(
+                [
+                    (k, s)
+                    for k, s in sends.items()
+                    if k[0] == t
+                    and s["lead"] == r.get("leadId")
+                    and s["exe"] == r["workflowExecutionId"]
+                    and s["ts"] < r["ts"]
+                ]
+            )
         if target is None:
-            target = latest([(k, s) for k, s in sends.items() if k[0] == t and s["lead"] == r.get("leadId")
-                             and r["ts"] - REPLY_LOOKBACK <= s["ts"] < r["ts"]])
+            target = latest(
+                [
+                    (k, s)
+                    for k, s in sends.items()
+                    if k[0] == t and s["lead"] == r.get("leadId") and r["ts"] - REPLY_LOOKBACK <= s["ts"] < r["ts"]
+                ]
+            )
         if target is not None:
             replies[target].append(r)
 
@@ -139,18 +154,32 @@ def email_performance(folders: list[Path], dims: Path) -> dict[tuple, dict[str, 
             sets["replied"].add(s["lead"])
             if any(r.get("sentiment") == "positive" for r in replies[key]):
                 row["positive_replied"] += 1
-    metrics = ["sent", "bounced", "hard_bounced", "soft_bounced", "delivered", "opens_total", "unique_opens",
-               "clicks_total", "unique_clicks", "replied", "positive_replied"]
+    metrics = [
+        "sent",
+        "bounced",
+        "hard_bounced",
+        "soft_bounced",
+        "delivered",
+        "opens_total",
+        "unique_opens",
+        "clicks_total",
+        "unique_clicks",
+        "replied",
+        "positive_replied",
+    ]
     out = {}
     for grain, row in rows.items():
         out[grain] = {m: row[m] for m in metrics} | {
-            "leads_contacted": len(leads[grain]["contacted"]), "leads_opened": len(leads[grain]["opened"]),
-            "leads_clicked": len(leads[grain]["clicked"]), "leads_replied": len(leads[grain]["replied"]),
+            "leads_contacted": len(leads[grain]["contacted"]),
+            "leads_opened": len(leads[grain]["opened"]),
+            "leads_clicked": len(leads[grain]["clicked"]),
+            "leads_replied": len(leads[grain]["replied"]),
         }
     return out
 
 
 # ---- the other marts of issue 4, computed the same way (plain Python over the input files) ----
+
 
 def read_leads(folder: Path) -> dict[tuple[str, str], dict]:
     with (folder / "leads.csv").open() as fh:
@@ -205,8 +234,11 @@ def form_submissions_daily(events: list[dict], dims: Path) -> dict[tuple, tuple[
                 seen[e["leadId"]] = min(e["ts"], seen.get(e["leadId"], e["ts"]))
     out = {}
     for key, n in count.items():
-        converted = sum(1 for lead, at in first[key].items()
-                        if (c := leads.get((key[0], lead), {}).get("converted_at")) and _ts(c) >= at)
+        converted = sum(
+            1
+            for lead, at in first[key].items()
+            if (c := leads.get((key[0], lead), {}).get("converted_at")) and _ts(c) >= at
+        )
         out[key] = (n, len(first[key]), converted)
     return out
 
@@ -250,7 +282,8 @@ ENGAGEMENT = {"email_open", "link_click", "email_reply", "form_submission", "pag
 
 
 def cohort_retention(events: list[dict], dims: Path, as_of: datetime) -> dict[tuple, tuple[int, int, int]]:
-    """(cohort_size, active_leads, converted_leads) per (tenant, cohort Monday, week offset 0..12), elapsed weeks only."""
+    """(cohort_size, active_leads, converted_leads) per (tenant, cohort Monday, week offset 0..12), elapsed weeks
+    only."""
     from datetime import timedelta as td
 
     leads = read_leads(dims)
@@ -280,8 +313,13 @@ def cohort_retention(events: list[dict], dims: Path, as_of: datetime) -> dict[tu
     return {k: tuple(v) for k, v in out.items()}
 
 
-def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool = True,
-           entry: tuple[datetime, datetime] | None = None) -> dict[tuple, dict]:
+def funnel(
+    events: list[dict],
+    steps: list[str],
+    window_s: int,
+    human_only: bool = True,
+    entry: tuple[datetime, datetime] | None = None,
+) -> dict[tuple, dict]:
     """The best attempt per (tenant, lead): {"times": [t1, ...], "message": step-1 messageId}, by plain greedy search;
     with `entry` = [start, end), only attempts whose step-1 event is in it."""
     from datetime import timedelta as td
@@ -295,19 +333,30 @@ def funnel(events: list[dict], steps: list[str], window_s: int, human_only: bool
     for key, evs in by_lead.items():
         evs.sort(key=lambda e: e["ts"])
         best = None
-        for start in (e for e in evs if e["eventType"] == steps[0]
-                      and (entry is None or entry[0] <= e["ts"] < entry[1])):
+        for start in (
+            e for e in evs if e["eventType"] == steps[0] and (entry is None or entry[0] <= e["ts"] < entry[1])
+        ):
             times = [start["ts"]]
             for k in range(1, len(steps)):
                 strict = steps[k] == steps[k - 1]
-                nxt = next((e["ts"] for e in evs if e["eventType"] == steps[k]
-                            and (e["ts"] > times[-1] if strict else e["ts"] >= times[-1])
-                            and e["ts"] <= start["ts"] + window), None)
+                nxt = next(
+                    (
+                        e["ts"]
+                        for e in evs
+                        if e["eventType"] == steps[k]
+                        and (e["ts"] > times[-1] if strict else e["ts"] >= times[-1])
+                        and e["ts"] <= start["ts"] + window
+                    ),
+                    None,
+                )
                 if nxt is None:
                     break
                 times.append(nxt)
-            if best is None or len(times) > len(best["times"]) or (
-                    len(times) == len(best["times"]) and times[0] < best["times"][0]):
+            if (
+                best is None
+                or len(times) > len(best["times"])
+                or (len(times) == len(best["times"]) and times[0] < best["times"][0])
+            ):
                 best = {"times": times, "message": start.get("messageId")}
         if best is not None:
             out[key] = best

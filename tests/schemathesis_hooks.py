@@ -58,8 +58,12 @@ def replayed_with_another_tenants_key(ctx, response, case):
     if other.status_code >= 500:
         raise AssertionError(f"{other.status_code} for another tenant's key")
     # An object read by id (not the status endpoints, which answer for any id) is another tenant's 404.
-    if response.status_code == 200 and case.path_parameters and not request.path_url.split("?")[0].endswith(
-            "/status") and other.status_code != 404:
+    if (
+        response.status_code == 200
+        and case.path_parameters
+        and not request.path_url.split("?")[0].endswith("/status")
+        and other.status_code != 404
+    ):
         raise AssertionError(f"another tenant's key read {request.url}: {other.status_code}")
     if other.status_code == 200 and other.headers.get("content-type", "").startswith("application/json"):
         body = other.json()

@@ -12,8 +12,12 @@ import pytest
 
 from tests.api_server import Server, post_json
 
-SEED_BODY = {"eventType": "email_open", "leadId": "6789abcdef012345", "messageId": "msg_001",
-             "workflowExecutionId": "exec_001"}
+SEED_BODY = {
+    "eventType": "email_open",
+    "leadId": "6789abcdef012345",
+    "messageId": "msg_001",
+    "workflowExecutionId": "exec_001",
+}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 EVENTS = "/v1/analytics/events"
 
@@ -47,7 +51,11 @@ def test_seed_request_gets_the_seed_response_to_the_field(acme):
     data = body["data"]
     assert list(data) == ["id", "tenantId", "type", "leadId", "messageId", "workflowExecutionId", "timestamp"]
     assert data["tenantId"] == "acme-corp" and data["type"] == "email_open"
-    assert (data["leadId"], data["messageId"], data["workflowExecutionId"]) == ("6789abcdef012345", "msg_001", "exec_001")
+    assert (data["leadId"], data["messageId"], data["workflowExecutionId"]) == (
+        "6789abcdef012345",
+        "msg_001",
+        "exec_001",
+    )
     assert data["id"].startswith("evt_")
     assert ISO_MS.match(data["timestamp"]) and ISO_MS.match(body["meta"]["timestamp"])
     stamped = datetime.strptime(data["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
@@ -66,7 +74,10 @@ def test_request_id_is_echoed_or_generated(acme):
     given = post_json(acme, EVENTS, SEED_BODY, **{"X-Request-Id": "trace-123"})
     assert given.headers["X-Request-Id"] == "trace-123" and given.json()["meta"]["requestId"] == "trace-123"
     made = post_json(acme, EVENTS, {"eventType": "bogus"})
-    assert made.headers["X-Request-Id"].startswith("req_") and made.json()["meta"]["requestId"] == made.headers["X-Request-Id"]
+    assert (
+        made.headers["X-Request-Id"].startswith("req_")
+        and made.json()["meta"]["requestId"] == made.headers["X-Request-Id"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,14 +136,15 @@ def test_body_over_the_limit_is_413_by_header_and_by_bytes_read(server, acme):
 
 def test_unknown_malformed_and_revoked_keys_get_the_same_401(server):
     key = server.create_key("acme-corp")
+    import os
     import subprocess
     import sys
-    import os
 
-    key_id = key[len("ldr_live_sk_"):][:8]
+    key_id = key[len("ldr_live_sk_") :][:8]
     env = {**os.environ, "LEADRON_HOME": str(server.home)}
-    subprocess.run([sys.executable, "-m", "leadron_cli.main", "keys", "revoke", key_id], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", "keys", "revoke", key_id], env=env, check=True, capture_output=True
+    )
     time.sleep(5.2)  # the server caches a key's verdict for up to 5 s
     bodies = []
     for presented in (None, "nonsense", "ldr_live_sk_" + "A" * 40, key):
@@ -147,7 +159,7 @@ def test_unknown_malformed_and_revoked_keys_get_the_same_401(server):
 def test_keys_are_stored_hashed(server):
     key = server.create_key("acme-corp")
     raw = (server.home / "api" / "keys.sqlite").read_bytes()
-    assert key.encode() not in raw and key[len("ldr_live_sk_"):].encode() not in raw
+    assert key.encode() not in raw and key[len("ldr_live_sk_") :].encode() not in raw
 
 
 def test_missing_scope_is_403(server):
@@ -193,12 +205,14 @@ def test_idempotency_key_replays_and_conflicts(acme):
 
 
 def test_batch_answers_per_event_and_lands_only_the_accepted(acme):
-    body = {"events": [
-        {"eventType": "email_sent", "eventId": "bt-1", "messageId": "batch-m1", "leadId": "L1"},
-        {"eventType": "email_opened", "eventId": "bt-2", "messageId": "batch-m1"},
-        {"eventType": "link_click", "eventId": "bt-3", "messageId": "batch-m1", "url": "https://a.example/x"},
-        {"eventType": "email_sent", "eventId": "bt-1", "messageId": "batch-m1", "leadId": "L1"},
-    ]}
+    body = {
+        "events": [
+            {"eventType": "email_sent", "eventId": "bt-1", "messageId": "batch-m1", "leadId": "L1"},
+            {"eventType": "email_opened", "eventId": "bt-2", "messageId": "batch-m1"},
+            {"eventType": "link_click", "eventId": "bt-3", "messageId": "batch-m1", "url": "https://a.example/x"},
+            {"eventType": "email_sent", "eventId": "bt-1", "messageId": "batch-m1", "leadId": "L1"},
+        ]
+    }
     response = post_json(acme, f"{EVENTS}/batch", body)
     assert response.status_code == 207
     data = response.json()["data"]
@@ -227,17 +241,31 @@ def test_status_answers_within_a_second_and_ignores_bots(acme):
     sent = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(minutes=5)
     iso = lambda t: t.isoformat() + "Z"  # noqa: E731
     post_json(acme, EVENTS, {"eventType": "email_sent", "messageId": "st-1", "timestamp": iso(sent)})
-    post_json(acme, EVENTS, {"eventType": "email_open", "messageId": "st-1", "timestamp": iso(sent + timedelta(seconds=1))})
-    post_json(acme, EVENTS, {"eventType": "link_click", "messageId": "st-1", "isBot": True, "url": "https://a.example/"})
+    post_json(
+        acme, EVENTS, {"eventType": "email_open", "messageId": "st-1", "timestamp": iso(sent + timedelta(seconds=1))}
+    )
+    post_json(
+        acme, EVENTS, {"eventType": "link_click", "messageId": "st-1", "isBot": True, "url": "https://a.example/"}
+    )
     started = time.monotonic()
     data = acme.get(f"{EVENTS}/status", params={"messageId": "st-1"}).json()["data"]
     assert time.monotonic() - started < 1.0
     assert data["sent"] and not data["opened"] and not data["clicked"]  # both bots
-    post_json(acme, EVENTS, {"eventType": "email_open", "messageId": "st-1", "timestamp": iso(sent + timedelta(minutes=3)),
-                             "userAgent": "Mozilla/5.0 (Macintosh)"})
+    post_json(
+        acme,
+        EVENTS,
+        {
+            "eventType": "email_open",
+            "messageId": "st-1",
+            "timestamp": iso(sent + timedelta(minutes=3)),
+            "userAgent": "Mozilla/5.0 (Macintosh)",
+        },
+    )
     post_json(acme, EVENTS, {"eventType": "email_reply", "messageId": "st-1", "sentiment": "positive"})
     data = acme.get(f"{EVENTS}/status", params={"messageId": "st-1"}).json()["data"]
-    assert data["opened"] and data["replied"] and data["firstOpenedAt"] == iso(sent + timedelta(minutes=3))[:-1] + ".000Z"
+    assert (
+        data["opened"] and data["replied"] and data["firstOpenedAt"] == iso(sent + timedelta(minutes=3))[:-1] + ".000Z"
+    )
     bad = acme.get(f"{EVENTS}/status")
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "messageId"
     execution = acme.get("/v1/analytics/workflow-executions/exec_001/status").json()["data"]
@@ -269,4 +297,6 @@ def test_openapi_document_is_served_and_lists_the_endpoints(server):
     body = paths["/v1/analytics/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/ApiEventIn"}
     assert "eventType" in spec["components"]["schemas"]["ApiEventIn"]["required"]
-    assert {"201", "400", "401", "403", "409", "413", "415", "422", "429"} <= set(paths["/v1/analytics/events"]["post"]["responses"])
+    assert {"201", "400", "401", "403", "409", "413", "415", "422", "429"} <= set(
+        paths["/v1/analytics/events"]["post"]["responses"]
+    )

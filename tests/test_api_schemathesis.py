@@ -4,49 +4,80 @@ replayed with another tenant's key (tests/schemathesis_hooks.py)."""
 
 from __future__ import annotations
 
-import pytest
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.api_server import Server
 from tests.conftest import query
 
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
 
-CHECKS = ",".join([
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "response_headers_conformance",
-    "negative_data_rejection",
-    "unsupported_method",
-    "replayed_with_another_tenants_key",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+        "negative_data_rejection",
+        "unsupported_method",
+        "replayed_with_another_tenants_key",
+    ]
+)
 
 
 def test_schemathesis_finds_no_server_error(generated_build, tmp_path):
     settings, _ = generated_build
     home = tmp_path / "home"
     shutil.copytree(settings.home, home, symlinks=True)
-    server = Server(home, {"LEADRON_LOG_LEVEL": "WARNING", "LEADRON_RATE_LIMIT": "100000",
-                           "LEADRON_RATE_BURST": "100000"}).start()
+    server = Server(
+        home, {"LEADRON_LOG_LEVEL": "WARNING", "LEADRON_RATE_LIMIT": "100000", "LEADRON_RATE_BURST": "100000"}
+    ).start()
     try:
-        [(tenant, lead)] = query(settings, "SELECT tenant_id, lead_id FROM marts.fct_events WHERE lead_id IS NOT NULL "
-                                           "GROUP BY ALL ORDER BY count(*) DESC, 2 LIMIT 1")
+        [(tenant, lead)] = query(
+            settings,
+            "SELECT tenant_id, lead_id FROM marts.fct_events WHERE lead_id IS NOT NULL "
+            "GROUP BY ALL ORDER BY count(*) DESC, 2 LIMIT 1",
+        )
         key = server.create_key(tenant)
-        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(Path.cwd()),
-               "LEADRON_OTHER_KEY": server.create_key("zz-no-data"), "LEADRON_REAL_LEAD": lead,
-               "LEADRON_DATA_FROM": "2026-01-01", "LEADRON_DATA_TO": "2026-03-31"}
+        env = {
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+            "PYTHONPATH": str(Path.cwd()),
+            "LEADRON_OTHER_KEY": server.create_key("zz-no-data"),
+            "LEADRON_REAL_LEAD": lead,
+            "LEADRON_DATA_FROM": "2026-01-01",
+            "LEADRON_DATA_TO": "2026-03-31",
+        }
         st = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
         assert st, "schemathesis is a test dependency"
         proc = subprocess.run(
-            [st, "run", f"{server.url}/openapi.json", "--header", f"X-API-Key: {key}", "--checks", CHECKS,
-             "--max-examples", "8", "--seed", "7", "--max-time", "40", "--no-color"],
-            capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env,  # its cache stays out of the repo
+            [
+                st,
+                "run",
+                f"{server.url}/openapi.json",
+                "--header",
+                f"X-API-Key: {key}",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                "8",
+                "--seed",
+                "7",
+                "--max-time",
+                "40",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=tmp_path,
+            env=env,  # its cache stays out of the repo
         )
         report = proc.stdout[-6000:]
         assert proc.returncode == 0, report

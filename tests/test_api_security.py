@@ -31,8 +31,12 @@ from tests.webhook_signing import SendGridAccount, mailgun_signature
 
 EVENTS = "/v1/analytics/events"
 STATUS = "/v1/analytics/events/status"
-REPORT = {"name": "Weekly email", "metrics": ["sent", "open_rate"], "dimensions": ["date_day"],
-          "dateRange": {"lastDays": 7}}
+REPORT = {
+    "name": "Weekly email",
+    "metrics": ["sent", "open_rate"],
+    "dimensions": ["date_day"],
+    "dateRange": {"lastDays": 7},
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +72,9 @@ def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     env = {**os.environ, "LEADRON_HOME": str(home)}
     for var in ("LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "leadron_cli.main", *args], env=env, input=stdin,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", *args], env=env, input=stdin, capture_output=True, text=True
+    )
 
 
 # ---- secrets and tokens ----------------------------------------------------------------------------
@@ -184,16 +189,36 @@ def test_logs_hold_no_tokens_or_keys_and_no_forged_lines(server, secret, acme):
 
 # ---- provider webhooks ------------------------------------------------------------------------------
 def register(srv: Server, tenant: str, provider: str, key: str) -> str:
-    result = cli(srv.home, "keys", "webhook-url", "--tenant", tenant, "--provider", provider, "--base-url", srv.url,
-                 "--verification-key", "-", stdin=key + "\n")
+    result = cli(
+        srv.home,
+        "keys",
+        "webhook-url",
+        "--tenant",
+        tenant,
+        "--provider",
+        provider,
+        "--base-url",
+        srv.url,
+        "--verification-key",
+        "-",
+        stdin=key + "\n",
+    )
     assert result.returncode == 0, result.stderr
     assert key not in result.stdout + result.stderr  # never printed back
     return result.stdout.strip().removeprefix(srv.url)
 
 
 def opens(message_id: str, n: int = 1) -> list[dict]:
-    return [{"event": "open", "sg_event_id": f"{message_id}-{i}-{uuid.uuid4().hex}", "timestamp": int(time.time()),
-             "messageId": message_id, "email": "lead@example.com"} for i in range(n)]
+    return [
+        {
+            "event": "open",
+            "sg_event_id": f"{message_id}-{i}-{uuid.uuid4().hex}",
+            "timestamp": int(time.time()),
+            "messageId": message_id,
+            "email": "lead@example.com",
+        }
+        for i in range(n)
+    ]
 
 
 def test_sendgrid_webhooks_must_carry_the_tenants_signature(server, acme):
@@ -208,10 +233,12 @@ def test_sendgrid_webhooks_must_carry_the_tenants_signature(server, acme):
     stale = account.post(client, url, opens("sg-sec-2"), timestamp=int(time.time()) - 600)
     missing = client.post(url, content=body, headers={"Content-Type": "application/json"})
     other_account = SendGridAccount().post(client, url, opens("sg-sec-2"))
-    for response, field in ((tampered, "X-Twilio-Email-Event-Webhook-Signature"),
-                            (stale, "X-Twilio-Email-Event-Webhook-Timestamp"),
-                            (missing, "X-Twilio-Email-Event-Webhook-Signature"),
-                            (other_account, "X-Twilio-Email-Event-Webhook-Signature")):
+    for response, field in (
+        (tampered, "X-Twilio-Email-Event-Webhook-Signature"),
+        (stale, "X-Twilio-Email-Event-Webhook-Timestamp"),
+        (missing, "X-Twilio-Email-Event-Webhook-Signature"),
+        (other_account, "X-Twilio-Email-Event-Webhook-Signature"),
+    ):
         assert response.status_code == 401, response.text
         error = response.json()
         assert error["success"] is False and error["error"]["details"][0]["field"] == field
@@ -230,9 +257,16 @@ def test_mailgun_webhooks_are_verified_fresh_and_used_once(server, acme):
     client = server.client()
 
     def payload(message_id: str, signature: dict) -> dict:
-        return {"signature": signature, "event-data": {"event": "opened", "id": uuid.uuid4().hex,
-                                                       "timestamp": time.time(),
-                                                       "user-variables": {"messageId": message_id}}}
+        return {
+            "signature": signature,
+            "event-data": {
+                "event": "opened",
+                "id": uuid.uuid4().hex,
+                "timestamp": time.time(),
+                "user-variables": {"messageId": message_id},
+            },
+        }
+
     signature = mailgun_signature(key)
     assert post_json(client, url, payload("mg-sec-1", signature)).json()["data"]["accepted"] == 1
     replayed = post_json(client, url, payload("mg-sec-2", signature))  # the same token again
@@ -248,8 +282,17 @@ def test_mailgun_webhooks_are_verified_fresh_and_used_once(server, acme):
 def test_webhook_url_cli_needs_a_valid_key_the_first_time(server):
     refused = cli(server.home, "keys", "webhook-url", "--tenant", "umbrella", "--provider", "sendgrid")
     assert refused.returncode == 2 and "--verification-key is needed" in refused.stderr
-    bad = cli(server.home, "keys", "webhook-url", "--tenant", "umbrella", "--provider", "sendgrid",
-              "--verification-key", "bm90IGEga2V5")
+    bad = cli(
+        server.home,
+        "keys",
+        "webhook-url",
+        "--tenant",
+        "umbrella",
+        "--provider",
+        "sendgrid",
+        "--verification-key",
+        "bm90IGEga2V5",
+    )
     assert bad.returncode == 2 and "not a public key" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -259,9 +302,12 @@ def test_schedules_that_never_fire_fire_too_often_or_mail_too_many_are_refused(s
     report = post_json(client, "/v1/analytics/reports", REPORT).json()["data"]["id"]
     url = f"/v1/analytics/reports/{report}/schedules"
     ok = {"cron": "0 8 * * 1", "recipients": ["a@hooli.example"]}
-    cases = [({"cron": "0 0 31 2 *"}, "never fires"), ({"cron": "* * * * *"}, "more often than once an hour"),
-             ({"cron": "*/30 * * * *"}, "more often than once an hour"),
-             ({"recipients": [f"r{i}@hooli.example" for i in range(21)]}, "at most 20")]
+    cases = [
+        ({"cron": "0 0 31 2 *"}, "never fires"),
+        ({"cron": "* * * * *"}, "more often than once an hour"),
+        ({"cron": "*/30 * * * *"}, "more often than once an hour"),
+        ({"recipients": [f"r{i}@hooli.example" for i in range(21)]}, "at most 20"),
+    ]
     for change, issue in cases:
         response = post_json(client, url, ok | change)
         assert response.status_code == 422, response.text
@@ -278,33 +324,42 @@ def test_schedules_that_never_fire_fire_too_often_or_mail_too_many_are_refused(s
 
 def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_path, monkeypatch):
     from leadron import report_store
-    from orchestration.defs.reports.delivery import report_schedules
     from leadron.publish import publish
     from leadron.report_schedules import ReportSchedule
     from leadron.reports import ReportDefinition
+    from orchestration.defs.reports.delivery import report_schedules
 
     settings = use_home(monkeypatch, tmp_path / "home")
     for tenant in ("acme", "globex"):
         definition = ReportDefinition.model_validate({**REPORT, "id": f"r-{tenant}", "tenant_id": tenant})
         report_store.create_report(settings, definition)
-        report_store.create_schedule(settings, tenant, definition.id,
-                                     ReportSchedule(id=f"daily-{tenant}", cadence="daily", time="00:00",
-                                                    recipients=["a@b.example"]))
+        report_store.create_schedule(
+            settings,
+            tenant,
+            definition.id,
+            ReportSchedule(id=f"daily-{tenant}", cadence="daily", time="00:00", recipients=["a@b.example"]),
+        )
     # A schedule stored before the rule existed (or by hand): its cron never fires.
     with report_store.engine(settings).begin() as con:
-        con.execute(report_store.SCHEDULES.update().where(report_store.SCHEDULES.c.tenant_id == "acme").values(
-            schedule=json.dumps({"id": "daily-acme", "cron": "0 0 31 2 *", "recipients": ["a@b.example"]})))
+        con.execute(
+            report_store.SCHEDULES.update()
+            .where(report_store.SCHEDULES.c.tenant_id == "acme")
+            .values(schedule=json.dumps({"id": "daily-acme", "cron": "0 0 31 2 *", "recipients": ["a@b.example"]}))
+        )
     publish_marts_for_freshness(settings, publish)
     three_days_ago = (datetime.now(UTC) - timedelta(days=3)).isoformat()
-    cursor = json.dumps({"r-acme/daily-acme": three_days_ago, "r-globex/daily-globex": three_days_ago,
-                         "r-gone/x": three_days_ago})
+    cursor = json.dumps(
+        {"r-acme/daily-acme": three_days_ago, "r-globex/daily-globex": three_days_ago, "r-gone/x": three_days_ago}
+    )
     instance = dg.DagsterInstance.ephemeral()
     result = report_schedules.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
     # globex's schedule missed three midnights: one delivery, of the latest.
     assert [r.run_key.rsplit("/", 1)[0] for r in result.run_requests] == ["r-globex/daily-globex"]
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert datetime.fromisoformat(result.run_requests[0].run_config["ops"]["deliver_scheduled_report"]["config"]
-                                  ["due_at"]) == today
+    assert (
+        datetime.fromisoformat(result.run_requests[0].run_config["ops"]["deliver_scheduled_report"]["config"]["due_at"])
+        == today
+    )
     state = json.loads(result.cursor)
     assert set(state["due"]) == {"r-acme/daily-acme", "r-globex/daily-globex"}  # the deleted schedule left the cursor
     assert "never fires" in state["failed"]["r-acme/daily-acme"]
@@ -322,7 +377,9 @@ def publish_marts_for_freshness(settings, publish) -> None:
 
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.warehouse_path)) as con:
-        con.execute("CREATE SCHEMA staging; CREATE SCHEMA marts; CREATE TABLE marts.placeholder (tenant_id VARCHAR, x INTEGER)")
+        con.execute(
+            "CREATE SCHEMA staging; CREATE SCHEMA marts; CREATE TABLE marts.placeholder (tenant_id VARCHAR, x INTEGER)"
+        )
         con.execute("CREATE TABLE staging.stg_leadron__events AS SELECT now()::TIMESTAMP AS received_at")
         publish(con, settings.publish_dir)
 
@@ -335,8 +392,10 @@ def test_failed_authentications_are_throttled_per_client(tmp_path):
     try:
         good = srv.create_key("acme-corp")
         with httpx.Client(base_url=srv.url, timeout=10) as client:
+
             def status(key: str) -> httpx.Response:
                 return client.get(STATUS, params={"messageId": "m"}, headers={"X-API-Key": key})
+
             codes = [status(f"ldr_live_sk_{uuid.uuid4().hex[:8]}{'x' * 32}").status_code for _ in range(10)]
             assert codes == [401] + [429] * 9
             limited = status(good)  # not even a valid key is looked at from a client that keeps failing
@@ -393,7 +452,9 @@ def test_request_cost_is_weighted_and_holds_across_workers(tmp_path):
         started = time.monotonic()
         for i in range(60):  # new connections, spread by the kernel over both workers
             with httpx.Client(base_url=two.url, headers={"X-API-Key": key}, timeout=10) as client:
-                accepted += post_json(client, EVENTS, {"eventType": "email_sent", "messageId": f"w-{i}"}).status_code == 201
+                accepted += (
+                    post_json(client, EVENTS, {"eventType": "email_sent", "messageId": f"w-{i}"}).status_code == 201
+                )
         elapsed = time.monotonic() - started
         # 20 in all (10 per worker) plus the refill of 1/s across both; before, each worker allowed 20 (about 40).
         assert elapsed < 10 and 15 <= accepted <= 21 + elapsed, (accepted, elapsed)
@@ -405,8 +466,11 @@ def test_an_oversize_body_gets_a_413_the_client_can_read(server, acme):
     body = b'{"eventType":"email_sent","properties":{"x":"' + b"a" * 6_000_000 + b'"}}'
     key = acme.headers["X-API-Key"]
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(f"POST {EVENTS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: {key}\r\n"
-                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.sendall(
+            f"POST {EVENTS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: {key}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
@@ -415,8 +479,10 @@ def test_an_oversize_body_gets_a_413_the_client_can_read(server, acme):
     assert json.loads(payload)["error"]["details"][0]["field"] == "body"
     # Chunked, with no length announced: counted as read, and still answered.
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(f"POST {EVENTS}/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: {key}\r\n"
-                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {EVENTS}/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-API-Key: {key}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        )
         for _ in range(6):
             piece = b"a" * 1_000_000
             sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -446,8 +512,17 @@ def _read_server(published_home: Path, name: str, env: dict[str, str]) -> Server
     return Server(home, {"LEADRON_RATE_LIMIT": "100000", "LEADRON_RATE_BURST": "100000", **env}).start()
 
 
-FUNNEL = {"steps": [{"eventType": "email_sent"}, {"eventType": "email_open"}, {"eventType": "link_click"},
-                    {"eventType": "email_reply"}], "windowSeconds": 7 * 86400, "from": "2026-01-01", "to": "2026-03-31"}
+FUNNEL = {
+    "steps": [
+        {"eventType": "email_sent"},
+        {"eventType": "email_open"},
+        {"eventType": "link_click"},
+        {"eventType": "email_reply"},
+    ],
+    "windowSeconds": 7 * 86400,
+    "from": "2026-01-01",
+    "to": "2026-03-31",
+}
 
 
 def test_a_read_over_its_timeout_is_a_503_with_retry_after(published_home):
@@ -476,6 +551,7 @@ def test_heavy_reads_run_on_a_bounded_pool(published_home):
                 client.get("/health")  # connected before the barrier: the funnels then arrive together
                 start.wait()
                 codes.append(post_json(client, "/v1/analytics/dashboard/funnel", FUNNEL).status_code)
+
         threads = [threading.Thread(target=funnel) for _ in range(30)]
         for t in threads:
             t.start()
@@ -524,9 +600,17 @@ def test_the_export_queue_is_bounded_per_tenant_and_failures_read_generic(publis
     finally:
         srv.stop()
     # Upload to an object store that is not there: the tenant reads a generic line, the operator the details.
-    broken = _read_server(published_home, "exports-broken", {"LEADRON_S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "x",
-                                                            "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-                                                            "LEADRON_S3_ENDPOINT_URL": "http://127.0.0.1:9"})
+    broken = _read_server(
+        published_home,
+        "exports-broken",
+        {
+            "LEADRON_S3_BUCKET": "b",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "LEADRON_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        },
+    )
     try:
         client = broken.client(broken.create_key(tenants[0]))
         export_id = post_json(client, "/v1/analytics/exports", {"dataset": "mart_activity_daily"}).json()["data"]["id"]
@@ -544,21 +628,44 @@ def _tenants(home: Path) -> list[str]:
     import duckdb
 
     with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
-        return [t for (t,) in con.execute("SELECT tenant_id FROM marts.fct_events GROUP BY 1 ORDER BY count(*) DESC").fetchall()]
+        return [
+            t
+            for (t,) in con.execute(
+                "SELECT tenant_id FROM marts.fct_events GROUP BY 1 ORDER BY count(*) DESC"
+            ).fetchall()
+        ]
 
 
 def test_the_model_card_shows_no_figures_pooled_across_tenants(server, acme):
     models = server.home / "models"
     (models / "v1").mkdir(parents=True)
-    card = {"model_version": "v1", "trained_at": "2026-11-30T03:00:00+00:00", "algorithm": "LightGBM",
-            "label": "converted_90d", "features": ["days_since_last_reply"], "hyperparameters": {"num_leaves": 7},
-            "training_window": {"first_snapshot": "2026-01-05", "last_labelled_snapshot": "2026-08-31",
-                                "held_back_from": "2026-07-01"},
-            "rows": 81234, "positive_rate": 0.0712, "split": {"train_rows": 65000, "test_rows": 16234},
-            "evaluation": {"model": {"roc_auc": 0.947, "brier": 0.051}, "baseline": {"roc_auc": 0.802}}}
+    card = {
+        "model_version": "v1",
+        "trained_at": "2026-11-30T03:00:00+00:00",
+        "algorithm": "LightGBM",
+        "label": "converted_90d",
+        "features": ["days_since_last_reply"],
+        "hyperparameters": {"num_leaves": 7},
+        "training_window": {
+            "first_snapshot": "2026-01-05",
+            "last_labelled_snapshot": "2026-08-31",
+            "held_back_from": "2026-07-01",
+        },
+        "rows": 81234,
+        "positive_rate": 0.0712,
+        "split": {"train_rows": 65000, "test_rows": 16234},
+        "evaluation": {"model": {"roc_auc": 0.947, "brier": 0.051}, "baseline": {"roc_auc": 0.802}},
+    }
     (models / "v1" / "model_card.json").write_text(json.dumps(card))
-    (models / "production.json").write_text(json.dumps({"version": "v1", "promoted_at": "2026-11-30T03:05:00+00:00",
-                                                        "reason": "ROC-AUC 0.947 beats the baseline's 0.802"}))
+    (models / "production.json").write_text(
+        json.dumps(
+            {
+                "version": "v1",
+                "promoted_at": "2026-11-30T03:05:00+00:00",
+                "reason": "ROC-AUC 0.947 beats the baseline's 0.802",
+            }
+        )
+    )
     data = acme.get("/v1/analytics/predictive/model").json()["data"]
     assert data["modelVersion"] == "v1" and data["features"] == ["days_since_last_reply"]
     text = json.dumps(data)
@@ -572,8 +679,12 @@ def test_home_and_secrets_are_private(server, acme):
     post_json(acme, "/v1/analytics/reports", REPORT)
     home = server.home
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    for path in (home / "api" / "keys.sqlite", home / "api" / "secret", home / "landing" / "api" / "events.sqlite",
-                 home / "metadata.sqlite"):
+    for path in (
+        home / "api" / "keys.sqlite",
+        home / "api" / "secret",
+        home / "landing" / "api" / "events.sqlite",
+        home / "metadata.sqlite",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
@@ -582,13 +693,21 @@ def test_failed_deliveries_read_generic_to_the_tenant(server):
 
     client = server.client(server.create_key("massive"))
     report = post_json(client, "/v1/analytics/reports", REPORT).json()["data"]["id"]
-    schedule = post_json(client, f"/v1/analytics/reports/{report}/schedules",
-                         {"cron": "0 8 * * 1", "recipients": ["a@massive.example"]}).json()["data"]["id"]
+    schedule = post_json(
+        client, f"/v1/analytics/reports/{report}/schedules", {"cron": "0 8 * * 1", "recipients": ["a@massive.example"]}
+    ).json()["data"]["id"]
     with pytest.MonkeyPatch.context() as mp:
-        record_failure(use_home(mp, server.home), "massive", report, schedule,
-                       "SMTPServerDisconnected: smtp.internal.massive:25 closed the connection")
+        record_failure(
+            use_home(mp, server.home),
+            "massive",
+            report,
+            schedule,
+            "SMTPServerDisconnected: smtp.internal.massive:25 closed the connection",
+        )
     rows = client.get(f"/v1/analytics/reports/{report}/schedules/{schedule}/deliveries").json()["data"]
-    assert [(r["status"], r["error"]) for r in rows] == [("failed", "the delivery failed; the operator has the details")]
+    assert [(r["status"], r["error"]) for r in rows] == [
+        ("failed", "the delivery failed; the operator has the details")
+    ]
 
 
 def test_the_status_lookup_takes_any_number_of_batches(tmp_path, monkeypatch):
@@ -603,10 +722,24 @@ def test_the_status_lookup_takes_any_number_of_batches(tmp_path, monkeypatch):
         # SQLite's classic bound-variable limit (999, still the default of many builds): more batches than that.
         store._reader.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         now = datetime.now(UTC).replace(tzinfo=None)
-        futures = [store.submit(Submission([encode_event(
-            ApiEventIn.model_validate_json(json.dumps({"eventType": "email_open", "eventId": f"e{i}",
-                                                       "messageId": "busy"})),
-            "acme-corp", now, "api", 0)])) for i in range(1_500)]
+        futures = [
+            store.submit(
+                Submission(
+                    [
+                        encode_event(
+                            ApiEventIn.model_validate_json(
+                                json.dumps({"eventType": "email_open", "eventId": f"e{i}", "messageId": "busy"})
+                            ),
+                            "acme-corp",
+                            now,
+                            "api",
+                            0,
+                        )
+                    ]
+                )
+            )
+            for i in range(1_500)
+        ]
         for future in futures:
             future.result(timeout=60)
         assert len(store.events_for("acme-corp", "message_id", "busy")) == 1_500

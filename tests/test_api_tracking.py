@@ -45,9 +45,28 @@ def mailgun(server):
 def register(server, tenant: str, provider: str, key: str) -> str:
     """`leadron keys webhook-url` with the provider's key on stdin: the URL it prints."""
     env = {**os.environ, "LEADRON_HOME": str(server.home)}
-    return subprocess.run([sys.executable, "-m", "leadron_cli.main", "keys", "webhook-url", "--tenant", tenant,
-                           "--provider", provider, "--base-url", server.url, "--verification-key", "-"],
-                          input=key + "\n", env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "leadron_cli.main",
+            "keys",
+            "webhook-url",
+            "--tenant",
+            tenant,
+            "--provider",
+            provider,
+            "--base-url",
+            server.url,
+            "--verification-key",
+            "-",
+        ],
+        input=key + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +112,61 @@ def test_click_redirect_goes_only_to_the_signed_url(server, secret, acme):
 
 def sendgrid_payload(now: int) -> list[dict]:
     """The shape of SendGrid's Event Webhook (docs example), with the platform's custom_args."""
-    common = {"email": "lead@example.com", "timestamp": now, "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
-              "category": "cat facts", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
-              "messageId": "sg-m1", "leadId": "L7", "workflowExecutionId": "x7"}
+    common = {
+        "email": "lead@example.com",
+        "timestamp": now,
+        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        "category": "cat facts",
+        "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+        "messageId": "sg-m1",
+        "leadId": "L7",
+        "workflowExecutionId": "x7",
+    }
     return [
         common | {"event": "processed", "sg_event_id": "rbtnWrG1DVDGGGFHFyun0A=="},
         common | {"event": "delivered", "sg_event_id": "rWVYmVk90MjZJ9iohOBa3w==", "response": "250 OK"},
-        common | {"event": "open", "sg_event_id": "FOTFFO0ecsBE-zxFXfs6WA==", "sg_machine_open": False,
-                  "useragent": "Mozilla/4.0 (compatible; MSIE 6.1; Windows XP)", "ip": "255.255.255.255"},
-        common | {"event": "open", "sg_event_id": "MachineOpen000000000A==", "sg_machine_open": True,
-                  "useragent": "Mozilla/5.0", "ip": "17.58.0.1"},
-        common | {"event": "click", "sg_event_id": "kCAi1KttyQdEKHhdC-nuEA==", "useragent": "Mozilla/4.0",
-                  "ip": "255.255.255.255", "url": "http://www.sendgrid.com/"},
-        common | {"event": "bounce", "sg_event_id": "bounce-hard-000000000A==", "reason": "500 unknown recipient",
-                  "status": "5.0.0", "type": "bounce", "messageId": "sg-m2"},
-        common | {"event": "bounce", "sg_event_id": "bounce-soft-000000000A==", "reason": "blocked", "status": "4.0.0",
-                  "type": "blocked", "messageId": "sg-m3"},
+        common
+        | {
+            "event": "open",
+            "sg_event_id": "FOTFFO0ecsBE-zxFXfs6WA==",
+            "sg_machine_open": False,
+            "useragent": "Mozilla/4.0 (compatible; MSIE 6.1; Windows XP)",
+            "ip": "255.255.255.255",
+        },
+        common
+        | {
+            "event": "open",
+            "sg_event_id": "MachineOpen000000000A==",
+            "sg_machine_open": True,
+            "useragent": "Mozilla/5.0",
+            "ip": "17.58.0.1",
+        },
+        common
+        | {
+            "event": "click",
+            "sg_event_id": "kCAi1KttyQdEKHhdC-nuEA==",
+            "useragent": "Mozilla/4.0",
+            "ip": "255.255.255.255",
+            "url": "http://www.sendgrid.com/",
+        },
+        common
+        | {
+            "event": "bounce",
+            "sg_event_id": "bounce-hard-000000000A==",
+            "reason": "500 unknown recipient",
+            "status": "5.0.0",
+            "type": "bounce",
+            "messageId": "sg-m2",
+        },
+        common
+        | {
+            "event": "bounce",
+            "sg_event_id": "bounce-soft-000000000A==",
+            "reason": "blocked",
+            "status": "4.0.0",
+            "type": "blocked",
+            "messageId": "sg-m3",
+        },
         {k: v for k, v in common.items() if k != "messageId"} | {"event": "open", "sg_event_id": "no-custom-args"},
     ]
 
@@ -139,8 +197,12 @@ def test_sendgrid_machine_open_and_bounce_types_reach_staging_fields(server, sec
 
     mapped = [b for b, _ in sendgrid_events(sendgrid_payload(1_700_000_000)) if b]
     assert [(b["eventType"], b.get("isBot"), b.get("bounceType")) for b in mapped] == [
-        ("email_open", False, None), ("email_open", True, None), ("link_click", None, None),
-        ("email_bounce", None, "hard"), ("email_bounce", None, "soft")]
+        ("email_open", False, None),
+        ("email_open", True, None),
+        ("link_click", None, None),
+        ("email_bounce", None, "hard"),
+        ("email_bounce", None, "soft"),
+    ]
     expected_id = "sg_" + hashlib.sha256(b"FOTFFO0ecsBE-zxFXfs6WA==").hexdigest()[:32]
     assert mapped[0]["eventId"] == expected_id and mapped[0]["timestamp"] == "2023-11-14T22:13:20.000Z"
 
@@ -150,15 +212,33 @@ def mailgun_payload(event: str, ts: float, **extra) -> dict:
     return {
         "signature": mailgun_signature(MAILGUN_KEY, ts),
         "event-data": {
-            "tags": ["my_tag_1"], "timestamp": ts, "id": f"CPgfbmQMTCKtHW6uIWtuVe-{event}",
-            "campaigns": [], "user-variables": {"messageId": "mg-m1", "leadId": "L8"},
-            "log-level": "info", "recipient": "alice@example.com", "event": event,
-            "message": {"headers": {"to": "Alice <alice@example.com>", "message-id": "20130503182626.18666.16540@x.mailgun.org",
-                                    "from": "Bob <bob@x.mailgun.org>", "subject": "Test"}, "attachments": [], "size": 111},
+            "tags": ["my_tag_1"],
+            "timestamp": ts,
+            "id": f"CPgfbmQMTCKtHW6uIWtuVe-{event}",
+            "campaigns": [],
+            "user-variables": {"messageId": "mg-m1", "leadId": "L8"},
+            "log-level": "info",
+            "recipient": "alice@example.com",
+            "event": event,
+            "message": {
+                "headers": {
+                    "to": "Alice <alice@example.com>",
+                    "message-id": "20130503182626.18666.16540@x.mailgun.org",
+                    "from": "Bob <bob@x.mailgun.org>",
+                    "subject": "Test",
+                },
+                "attachments": [],
+                "size": 111,
+            },
             "envelope": {"transport": "smtp", "sender": "bob@x.mailgun.org", "targets": "alice@example.com"},
             "ip": "50.56.129.169",
-            "client-info": {"client-os": "Linux", "device-type": "desktop", "client-name": "Chrome",
-                            "client-type": "browser", "user-agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+            "client-info": {
+                "client-os": "Linux",
+                "device-type": "desktop",
+                "client-name": "Chrome",
+                "client-type": "browser",
+                "user-agent": "Mozilla/5.0 (X11; Linux x86_64)",
+            },
             "geolocation": {"country": "US", "region": "CA", "city": "San Francisco"},
             **extra,
         },

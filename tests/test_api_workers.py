@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from api_stub.ingest_log.schema import init_schema
-from api_stub.ingest_log.writer import EventStore
 from api_stub.ingest_log.status_index import StatusIndex
+from api_stub.ingest_log.writer import EventStore
 from leadron.settings import get_settings
 from tests.api_server import Server, hammer, post_json
 from tests.conftest import use_home
@@ -49,10 +49,23 @@ def test_status_answers_at_once_whichever_worker_took_the_events(two_workers):
     key = two_workers.create_key("acme-corp")
     # New connections land on either worker; the index interval is a minute, so only catch-up can answer.
     for n in range(6):
-        events = [{"eventType": "email_sent", "eventId": f"w{n}-s", "messageId": f"msg-w{n}", "leadId": "L1",
-                   "workflowExecutionId": "x-workers", "timestamp": "2026-11-20T10:00:00Z"},
-                  {"eventType": "email_open", "eventId": f"w{n}-o", "messageId": f"msg-w{n}", "leadId": "L1",
-                   "timestamp": "2026-11-20T11:00:00Z"}]
+        events = [
+            {
+                "eventType": "email_sent",
+                "eventId": f"w{n}-s",
+                "messageId": f"msg-w{n}",
+                "leadId": "L1",
+                "workflowExecutionId": "x-workers",
+                "timestamp": "2026-11-20T10:00:00Z",
+            },
+            {
+                "eventType": "email_open",
+                "eventId": f"w{n}-o",
+                "messageId": f"msg-w{n}",
+                "leadId": "L1",
+                "timestamp": "2026-11-20T11:00:00Z",
+            },
+        ]
         with two_workers.client(key) as c:
             assert post_json(c, "/v1/analytics/events/batch", {"events": events}).status_code == 201
         with two_workers.client(key) as c:
@@ -78,12 +91,21 @@ def test_a_log_of_the_old_layout_is_migrated_and_indexed(tmp_path, monkeypatch):
             PRIMARY KEY (tenant_id, event_id)) WITHOUT ROWID;
         CREATE INDEX events_by_message ON events (tenant_id, message_id) WHERE message_id IS NOT NULL;
     """)
-    lines = [{"_t": "acme-corp", "_r": 1_790_000_000_000_000, "_s": "api", "_p": i, "eventId": f"old-{i}",
-              "eventType": kind, "messageId": "msg-old", "timestamp": f"2026-09-01T10:0{i}:00"}
-             for i, kind in enumerate(["email_sent", "link_click"])]
+    lines = [
+        {
+            "_t": "acme-corp",
+            "_r": 1_790_000_000_000_000,
+            "_s": "api",
+            "_p": i,
+            "eventId": f"old-{i}",
+            "eventType": kind,
+            "messageId": "msg-old",
+            "timestamp": f"2026-09-01T10:0{i}:00",
+        }
+        for i, kind in enumerate(["email_sent", "link_click"])
+    ]
     con.execute("INSERT INTO batches (lines) VALUES (?)", (b"\n".join(orjson.dumps(x) for x in lines),))
-    con.executemany("INSERT INTO events VALUES ('acme-corp', ?, 1, ?, 'msg-old', NULL)",
-                    [("old-0", 0), ("old-1", 1)])
+    con.executemany("INSERT INTO events VALUES ('acme-corp', ?, 1, ?, 'msg-old', NULL)", [("old-0", 0), ("old-1", 1)])
     con.commit()
     con.close()
     init_schema(path)
@@ -131,7 +153,8 @@ def test_sigkill_of_every_worker_under_load_loses_no_acknowledged_event(tmp_path
     with sqlite3.connect(settings.api_events_path) as con:
         logged = [r[0] for r in con.execute("SELECT event_id FROM events WHERE tenant_id = 'acme-corp'")]
     assert not acked - set(logged)
-    landed = duckdb.sql(f"SELECT DISTINCT event_id FROM read_parquet('{settings.events_landing_dir}/batch=*/*/*.parquet')"
-                        " WHERE tenant_id = 'acme-corp'").fetchall()
+    landed = duckdb.sql(
+        f"SELECT DISTINCT event_id FROM read_parquet('{settings.events_landing_dir}/batch=*/*/*.parquet')"
+        " WHERE tenant_id = 'acme-corp'"
+    ).fetchall()
     assert not acked - {r[0] for r in landed}  # and all of them sealed into the landing zone
-

@@ -10,8 +10,12 @@ from pydantic import ValidationError
 
 from leadron.contract import EventIn, FileEvent, describe_errors, event_id_for, landing_row
 
-SEED_BODY = {"eventType": "email_open", "leadId": "6789abcdef012345", "messageId": "msg_001",
-             "workflowExecutionId": "exec_001"}
+SEED_BODY = {
+    "eventType": "email_open",
+    "leadId": "6789abcdef012345",
+    "messageId": "msg_001",
+    "workflowExecutionId": "exec_001",
+}
 
 
 def errors_of(body: dict, model=EventIn) -> list[dict]:

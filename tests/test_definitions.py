@@ -8,14 +8,16 @@ import sys
 import dagster as dg
 import pytest
 
-from orchestration.defs.dbt.assets import LeadronDbtTranslator, dbt_build_args, layer_of
 from orchestration.definitions import build_definitions
+from orchestration.defs.dbt.assets import LeadronDbtTranslator, dbt_build_args, layer_of
 from orchestration.runner import partition_window, range_tags
 
 
 def test_import_reads_no_settings_and_parses_no_dbt():
-    code = ("import orchestration.definitions as d, orchestration.lib.dbt_project as p;"
-            "print(p.leadron_dbt_project.cache_info().currsize)")
+    code = (
+        "import orchestration.definitions as d, orchestration.lib.dbt_project as p;"
+        "print(p.leadron_dbt_project.cache_info().currsize)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "0"
 
@@ -24,10 +26,20 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw/events", "raw/leads", "raw/messages", "staging/stg_leadron__events",
-            "intermediate/int_messages", "intermediate/int_replies_attributed",
-            "marts/mart_email_performance_daily", "reference/scanner_user_agents", "marts/mart_funnel_email",
-            "marts/mart_funnel_web", "marts/mart_kpis_daily", "marts/mart_team_performance"} <= keys
+    assert {
+        "raw/events",
+        "raw/leads",
+        "raw/messages",
+        "staging/stg_leadron__events",
+        "intermediate/int_messages",
+        "intermediate/int_replies_attributed",
+        "marts/mart_email_performance_daily",
+        "reference/scanner_user_agents",
+        "marts/mart_funnel_email",
+        "marts/mart_funnel_web",
+        "marts/mart_kpis_daily",
+        "marts/mart_team_performance",
+    } <= keys
     # Lineage: the staging events model reads the raw events asset the ingest fills.
     assert dg.AssetKey(["raw", "events"]) in graph.get(dg.AssetKey(["staging", "stg_leadron__events"])).parent_keys
     checks = {c.name for c in graph.asset_check_keys}
@@ -35,8 +47,12 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert any(c.startswith("expression_is_true_mart_email_performance_daily") for c in checks)
     assert defs.resolve_job_def("build_warehouse") is not None
     assert sorted(s.name for s in defs.schedules) == ["build_warehouse_schedule", "train_lead_score_model_schedule"]
-    assert sorted(s.name for s in defs.sensors) == ["email_data_team_on_failure", "lead_score_drift",
-                                                     "new_landing_batches", "report_schedules"]
+    assert sorted(s.name for s in defs.sensors) == [
+        "email_data_team_on_failure",
+        "lead_score_drift",
+        "new_landing_batches",
+        "report_schedules",
+    ]
     assert defs.resolve_job_def("export_dataset") is not None and defs.resolve_job_def("deliver_report") is not None
     # Lead scoring: features from dbt feed the candidate, whose blocking check guards the promoted model;
     # the daily build scores leads but neither trains nor promotes.
@@ -58,7 +74,10 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert weekly == {"ml/lead_score_candidate", "ml/lead_score_model", "marts/mart_lead_scores", "published/marts"}
     # Publication waits for every mart (a failed dbt test stops it).
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["published", "marts"])).parent_keys} >= {
-        "marts/mart_kpis_daily", "marts/mart_funnel_email", "marts/mart_lead_scores"}
+        "marts/mart_kpis_daily",
+        "marts/mart_funnel_email",
+        "marts/mart_lead_scores",
+    }
 
 
 def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
@@ -77,11 +96,14 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     from orchestration.defs.dbt.assets import run_window, window_env
 
     assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {
-        "LEADRON_DBT_MIN_DATE": "2026-03-02", "LEADRON_DBT_MAX_DATE": "2026-03-04"}
+        "LEADRON_DBT_MIN_DATE": "2026-03-02",
+        "LEADRON_DBT_MAX_DATE": "2026-03-04",
+    }
     assert window_env(None) == {"LEADRON_DBT_MIN_DATE": "", "LEADRON_DBT_MAX_DATE": ""}
 
-    assert run_window({"dagster/asset_partition_range_start": "2026-03-02",
-                       "dagster/asset_partition_range_end": "2026-03-04"}) == (date(2026, 3, 2), date(2026, 3, 4))
+    assert run_window(
+        {"dagster/asset_partition_range_start": "2026-03-02", "dagster/asset_partition_range_end": "2026-03-04"}
+    ) == (date(2026, 3, 2), date(2026, 3, 4))
     assert run_window({"dagster/partition": "2026-03-03"}) == (date(2026, 3, 3), date(2026, 3, 3))
     assert run_window({}) is None
     translator = LeadronDbtTranslator()
@@ -93,23 +115,30 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
 def test_partition_window_covers_landed_days(home):
     from datetime import date
 
-    from tests.conftest import FIXTURES
     from leadron.importer import import_folder
+    from tests.conftest import FIXTURES
 
     assert import_folder(FIXTURES / "handmade", home).ok
     assert partition_window(home, None) == (date(2026, 3, 2), date(2026, 3, 4))
     assert partition_window(home, date(2026, 3, 3)) == (date(2026, 3, 3), date(2026, 3, 3))
     assert range_tags(date(2026, 3, 2), date(2026, 3, 4)) == {
-        "dagster/asset_partition_range_start": "2026-03-02", "dagster/asset_partition_range_end": "2026-03-04"}
+        "dagster/asset_partition_range_start": "2026-03-02",
+        "dagster/asset_partition_range_end": "2026-03-04",
+    }
 
 
 def test_cli_help_for_every_subcommand():
     for sub in ("generate", "import", "run", "demo"):
-        out = subprocess.run([sys.executable, "-m", "leadron_cli.main", sub, "--help"], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "leadron_cli.main", sub, "--help"], capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0 and "usage: leadron " + sub in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "leadron_cli.main", "run", "--partition", "yesterday"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", "run", "--partition", "yesterday"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "not a date" in bad.stderr
 
 

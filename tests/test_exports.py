@@ -15,9 +15,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from leadron_cli.demo_mail import free_port
 from leadron.exports import ExportError, ExportRequest, download_url, get_export, run_export
 from leadron.publish import current_manifest, publish, published_copy
+from leadron_cli.demo_mail import free_port
 from tests.conftest import build, query, use_home
 
 
@@ -44,15 +44,18 @@ def published(settings, sql: str, params=None):
 def test_the_build_publishes_every_mart_as_parquet_and_a_duckdb_copy(built):
     settings, tenants, _ = built
     manifest = current_manifest(settings.publish_dir)
-    marts = {t for (t,) in query(settings, "SELECT table_name FROM information_schema.tables "
-                                           "WHERE table_schema = 'marts'")}
+    marts = {
+        t for (t,) in query(settings, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'")
+    }
     assert set(manifest["tables"]) == marts and "mart_lead_scores" in marts
     fresh = query(settings, "SELECT max(received_at) FROM staging.stg_leadron__events")[0][0]
     assert manifest["data_freshness_watermark"] == fresh.isoformat()
     for mart, entry in manifest["tables"].items():
         rows = query(settings, f'SELECT count(*) FROM marts."{mart}"')[0][0]
         assert entry["rows"] == rows == published(settings, f'SELECT count(*) FROM "{mart}"')[0][0]
-        assert [c["name"] for c in entry["schema"]][:2] == [c[0] for c in query(settings, f'DESCRIBE marts."{mart}"')][:2]
+        assert [c["name"] for c in entry["schema"]][:2] == [c[0] for c in query(settings, f'DESCRIBE marts."{mart}"')][
+            :2
+        ]
         by_tenant = dict(query(settings, f'SELECT tenant_id, count(*) FROM marts."{mart}" GROUP BY 1'))
         files_by_tenant: dict = {}
         for f in entry["files"]:
@@ -87,15 +90,31 @@ def test_every_format_round_trips_with_only_the_tenants_rows(built, fmt):
     a, b = tenants
     request = ExportRequest(tenant_id=a, dataset="mart_kpis_daily", format=fmt, start=date(2026, 2, 1))
     result = run_export(settings, request)
-    expected = published(settings, "SELECT kpi_date, sent, delivered, replied, open_rate FROM mart_kpis_daily "
-                                    "WHERE tenant_id = ? AND kpi_date >= ? ORDER BY kpi_date", [a, date(2026, 2, 1)])
-    reader = {"csv": pd.read_csv, "parquet": pd.read_parquet, "jsonl": lambda p: pd.read_json(p, lines=True),
-              "xlsx": pd.read_excel}[fmt]
+    expected = published(
+        settings,
+        "SELECT kpi_date, sent, delivered, replied, open_rate FROM mart_kpis_daily "
+        "WHERE tenant_id = ? AND kpi_date >= ? ORDER BY kpi_date",
+        [a, date(2026, 2, 1)],
+    )
+    reader = {
+        "csv": pd.read_csv,
+        "parquet": pd.read_parquet,
+        "jsonl": lambda p: pd.read_json(p, lines=True),
+        "xlsx": pd.read_excel,
+    }[fmt]
     frame = reader(result.path)
     assert result.rows == len(expected) == len(frame) > 0
     assert set(frame["tenant_id"]) == {a}
-    got = [(pd.Timestamp(r.kpi_date).date(), int(r.sent), int(r.delivered), int(r.replied),
-            None if pd.isna(r.open_rate) else round(float(r.open_rate), 9)) for r in frame.itertuples()]
+    got = [
+        (
+            pd.Timestamp(r.kpi_date).date(),
+            int(r.sent),
+            int(r.delivered),
+            int(r.replied),
+            None if pd.isna(r.open_rate) else round(float(r.open_rate), 9),
+        )
+        for r in frame.itertuples()
+    ]
     assert got == [(d, s, dl, r, None if o is None else round(o, 9)) for d, s, dl, r, o in expected]
     # Another tenant cannot see this export.
     assert get_export(settings, a, result.export_id)["rows"] == result.rows
@@ -116,25 +135,50 @@ def test_bad_requests_name_the_field(built):
 
 def test_filters_apply_and_values_are_bound(built):
     settings, tenants, _ = built
-    (workflow,) = published(settings, "SELECT workflow_id FROM mart_email_performance_daily WHERE tenant_id = ? "
-                                      "ORDER BY workflow_id LIMIT 1", [tenants[0]])[0]
-    result = run_export(settings, ExportRequest(tenant_id=tenants[0], dataset="mart_email_performance_daily",
-                                                workflow_id=workflow, format="parquet"))
+    (workflow,) = published(
+        settings,
+        "SELECT workflow_id FROM mart_email_performance_daily WHERE tenant_id = ? ORDER BY workflow_id LIMIT 1",
+        [tenants[0]],
+    )[0]
+    result = run_export(
+        settings,
+        ExportRequest(
+            tenant_id=tenants[0], dataset="mart_email_performance_daily", workflow_id=workflow, format="parquet"
+        ),
+    )
     frame = pd.read_parquet(result.path)
-    assert set(frame["workflow_id"]) == {workflow} and len(frame) == published(
-        settings, "SELECT count(*) FROM mart_email_performance_daily WHERE tenant_id = ? AND workflow_id = ?",
-        [tenants[0], workflow])[0][0]
-    hostile = run_export(settings, ExportRequest(tenant_id=tenants[0], dataset="mart_email_performance_daily",
-                                                 workflow_id="x' OR '1'='1"))
+    assert (
+        set(frame["workflow_id"]) == {workflow}
+        and len(frame)
+        == published(
+            settings,
+            "SELECT count(*) FROM mart_email_performance_daily WHERE tenant_id = ? AND workflow_id = ?",
+            [tenants[0], workflow],
+        )[0][0]
+    )
+    hostile = run_export(
+        settings,
+        ExportRequest(tenant_id=tenants[0], dataset="mart_email_performance_daily", workflow_id="x' OR '1'='1"),
+    )
     assert hostile.rows == 0
 
 
 def test_raw_events_hide_personal_fields_unless_asked(built):
     settings, tenants, _ = built
-    hidden = pd.read_parquet(run_export(settings, ExportRequest(
-        tenant_id=tenants[0], dataset="raw_events", format="parquet", start=date(2026, 2, 20))).path)
-    shown = pd.read_parquet(run_export(settings, ExportRequest(
-        tenant_id=tenants[0], dataset="raw_events", format="parquet", start=date(2026, 2, 20), include_pii=True)).path)
+    hidden = pd.read_parquet(
+        run_export(
+            settings,
+            ExportRequest(tenant_id=tenants[0], dataset="raw_events", format="parquet", start=date(2026, 2, 20)),
+        ).path
+    )
+    shown = pd.read_parquet(
+        run_export(
+            settings,
+            ExportRequest(
+                tenant_id=tenants[0], dataset="raw_events", format="parquet", start=date(2026, 2, 20), include_pii=True
+            ),
+        ).path
+    )
     assert len(hidden) == len(shown) > 0 and set(hidden["tenant_id"]) == {tenants[0]}
     with_agent = shown["user_agent"].notna()
     assert with_agent.any()
@@ -148,15 +192,18 @@ def test_spreadsheet_formulas_are_neutralised_and_numbers_stay_numbers(tmp_path,
     """A hand-made warehouse whose mart holds hostile text, published and exported like any other."""
     settings = use_home(monkeypatch, tmp_path / "home")
     settings.ensure_dirs()
-    hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "plain", "-"]
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "plain", "-"]
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute("CREATE SCHEMA marts; CREATE SCHEMA staging")
         con.execute("CREATE TABLE staging.stg_leadron__events AS SELECT TIMESTAMP '2026-03-01 10:00:00' AS received_at")
-        con.execute("CREATE TABLE marts.mart_page_visits_daily (tenant_id VARCHAR, page_url VARCHAR, visit_date DATE, "
-                    "visits BIGINT, unique_leads BIGINT)")
+        con.execute(
+            "CREATE TABLE marts.mart_page_visits_daily (tenant_id VARCHAR, page_url VARCHAR, visit_date DATE, "
+            "visits BIGINT, unique_leads BIGINT)"
+        )
         for i, text in enumerate(hostile):
-            con.execute("INSERT INTO marts.mart_page_visits_daily VALUES ('t1', ?, DATE '2026-03-01', ?, ?)",
-                        [text, -5 + i, i])
+            con.execute(
+                "INSERT INTO marts.mart_page_visits_daily VALUES ('t1', ?, DATE '2026-03-01', ?, ?)", [text, -5 + i, i]
+            )
         con.execute("INSERT INTO marts.mart_page_visits_daily VALUES ('t2', '=evil()', DATE '2026-03-01', 1, 1)")
         publish(con, settings.publish_dir)
     csv = run_export(settings, ExportRequest(tenant_id="t1", dataset="mart_page_visits_daily", format="csv"))
@@ -189,16 +236,22 @@ def test_upload_to_s3_compatible_storage_with_a_signed_url(built, monkeypatch):
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                           "AWS_DEFAULT_REGION": "us-east-1", "LEADRON_S3_BUCKET": "leadron-exports",
-                           "LEADRON_S3_ENDPOINT_URL": endpoint, "LEADRON_S3_URL_TTL": "2"}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "LEADRON_S3_BUCKET": "leadron-exports",
+            "LEADRON_S3_ENDPOINT_URL": endpoint,
+            "LEADRON_S3_URL_TTL": "2",
+        }.items():
             monkeypatch.setenv(key, value)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="leadron-exports")
         from leadron.settings import get_settings
 
         settings = get_settings()
-        result = run_export(settings, ExportRequest(tenant_id=tenants[1], dataset="mart_activity_daily"),
-                            export_id="exp_s3")
+        result = run_export(
+            settings, ExportRequest(tenant_id=tenants[1], dataset="mart_activity_daily"), export_id="exp_s3"
+        )
         assert result.object_key == f"{tenants[1]}/{result.path.name}"
         stored = get_export(settings, tenants[1], "exp_s3")
         # Only the object key is stored: a signed URL in the metadata store would be a credential at rest.
@@ -210,7 +263,8 @@ def test_upload_to_s3_compatible_storage_with_a_signed_url(built, monkeypatch):
         assert response.status_code == 200 and response.content == result.path.read_bytes()
         listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="leadron-exports")["Contents"]
         assert [o["Key"] for o in listed] == [f"{tenants[1]}/{result.path.name}"]
-        # Time-limited: the signed expiry is the TTL from the request (moto does not enforce expiry, so it is read here).
+        # Time-limited: the signed expiry is the TTL from the request (moto does not enforce expiry, so it is read
+        # here).
         from urllib.parse import parse_qs, urlparse
 
         expires = int(parse_qs(urlparse(url).query)["Expires"][0])
@@ -237,8 +291,11 @@ def test_a_bi_reader_works_while_a_pipeline_run_writes(built):
         while not done.is_set():
             try:
                 with engine.connect() as conn:
-                    reads.append(conn.execute(text("SELECT count(*) FROM mart_kpis_daily WHERE tenant_id = :t"),
-                                              {"t": tenants[0]}).scalar())
+                    reads.append(
+                        conn.execute(
+                            text("SELECT count(*) FROM mart_kpis_daily WHERE tenant_id = :t"), {"t": tenants[0]}
+                        ).scalar()
+                    )
             except Exception as error:  # noqa: BLE001 - any failure of the reader is the finding
                 errors.append(repr(error))
             time.sleep(0.05)
@@ -263,16 +320,19 @@ def test_a_failing_data_test_blocks_the_publication(built):
     settings, _, _ = built
     before = current_manifest(settings.publish_dir)["version"]
     with duckdb.connect(str(settings.warehouse_path)) as con:
-        con.execute("INSERT INTO staging.stg_leadron__events SELECT * FROM staging.stg_leadron__events "
-                    "WHERE event_date = (SELECT min(event_date) FROM staging.stg_leadron__events) LIMIT 1")
+        con.execute(
+            "INSERT INTO staging.stg_leadron__events SELECT * FROM staging.stg_leadron__events "
+            "WHERE event_date = (SELECT min(event_date) FROM staging.stg_leadron__events) LIMIT 1"
+        )
     last = query(settings, "SELECT max(event_date) FROM staging.stg_leadron__events")[0][0]
     outcome = run_build(settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING", days=(last, last))
     assert not outcome.success
     assert any("unique_combination_stg_leadron__events" in c for c in outcome.failed_checks)
     assert current_manifest(settings.publish_dir)["version"] == before
     with duckdb.connect(str(settings.warehouse_path)) as con:  # leave the module's warehouse clean
-        con.execute("CREATE OR REPLACE TABLE staging.stg_leadron__events AS "
-                    "SELECT DISTINCT * FROM staging.stg_leadron__events")
+        con.execute(
+            "CREATE OR REPLACE TABLE staging.stg_leadron__events AS SELECT DISTINCT * FROM staging.stg_leadron__events"
+        )
 
 
 def test_export_job_runs_through_dagster(built):
@@ -280,12 +340,27 @@ def test_export_job_runs_through_dagster(built):
 
     settings, tenants, _ = built
     result = export_dataset.execute_in_process(
-        run_config={"ops": {"write_export": {"config": {"tenant_id": tenants[0], "dataset": "mart_lead_scores",
-                                                         "format": "jsonl", "export_id": "job-export-1"}}}},
-        instance=dg.DagsterInstance.ephemeral())
+        run_config={
+            "ops": {
+                "write_export": {
+                    "config": {
+                        "tenant_id": tenants[0],
+                        "dataset": "mart_lead_scores",
+                        "format": "jsonl",
+                        "export_id": "job-export-1",
+                    }
+                }
+            }
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     stored = get_export(settings, tenants[0], "job-export-1")
     lines = Path(stored["path"]).read_text().splitlines()
-    assert stored["status"] == "succeeded" and stored["rows"] == len(lines) == published(
-        settings, "SELECT count(*) FROM mart_lead_scores WHERE tenant_id = ?", [tenants[0]])[0][0]
+    assert (
+        stored["status"] == "succeeded"
+        and stored["rows"]
+        == len(lines)
+        == published(settings, "SELECT count(*) FROM mart_lead_scores WHERE tenant_id = ?", [tenants[0]])[0][0]
+    )
     assert {json.loads(line)["tenant_id"] for line in lines} == {tenants[0]}

@@ -28,24 +28,39 @@ def spec(*types: str, window: int = 3600, **kw) -> FunnelSpec:
 def con():
     c = duckdb.connect()
     c.execute("CREATE SCHEMA marts")
-    c.execute("CREATE TABLE marts.fct_events (tenant_id VARCHAR, lead_id VARCHAR, message_id VARCHAR, "
-              "event_type VARCHAR, occurred_at TIMESTAMP, url VARCHAR, form_id VARCHAR, is_bot BOOLEAN)")
+    c.execute(
+        "CREATE TABLE marts.fct_events (tenant_id VARCHAR, lead_id VARCHAR, message_id VARCHAR, "
+        "event_type VARCHAR, occurred_at TIMESTAMP, url VARCHAR, form_id VARCHAR, is_bot BOOLEAN)"
+    )
 
     def add(lead, event_type, seconds, is_bot=False, url=None):
-        c.execute("INSERT INTO marts.fct_events VALUES ('t1', ?, NULL, ?, ?, ?, NULL, ?)",
-                  [lead, event_type, T0 + timedelta(seconds=seconds), url, is_bot])
+        c.execute(
+            "INSERT INTO marts.fct_events VALUES ('t1', ?, NULL, ?, ?, ?, NULL, ?)",
+            [lead, event_type, T0 + timedelta(seconds=seconds), url, is_bot],
+        )
 
     # L1 converts on its second attempt; L2's open is exactly at the window edge, its click 1 ms past it;
     # L3 opens at the send's timestamp; L4's only open is a bot.
-    add("L1", "email_sent", 0); add("L1", "email_open", 1800)
-    add("L1", "email_sent", 7200); add("L1", "email_open", 7800); add("L1", "link_click", 8400)
-    add("L2", "email_sent", 0); add("L2", "email_open", 3600); add("L2", "link_click", 3600.001)
-    add("L3", "email_sent", 0); add("L3", "email_open", 0)
-    add("L4", "email_sent", 0); add("L4", "email_open", 60, is_bot=True)
+    add("L1", "email_sent", 0)
+    add("L1", "email_open", 1800)
+    add("L1", "email_sent", 7200)
+    add("L1", "email_open", 7800)
+    add("L1", "link_click", 8400)
+    add("L2", "email_sent", 0)
+    add("L2", "email_open", 3600)
+    add("L2", "link_click", 3600.001)
+    add("L3", "email_sent", 0)
+    add("L3", "email_open", 0)
+    add("L4", "email_sent", 0)
+    add("L4", "email_open", 60, is_bot=True)
     # Consecutive identical steps: L5 has one visit; L6 two visits at the same instant; L7 two visits then a form.
-    add("L5", "page_visit", 0); add("L5", "form_submission", 300)
-    add("L6", "page_visit", 0); add("L6", "page_visit", 0); add("L6", "form_submission", 60)
-    add("L7", "page_visit", 0, url="https://a.example/pricing"); add("L7", "page_visit", 60)
+    add("L5", "page_visit", 0)
+    add("L5", "form_submission", 300)
+    add("L6", "page_visit", 0)
+    add("L6", "page_visit", 0)
+    add("L6", "form_submission", 60)
+    add("L7", "page_visit", 0, url="https://a.example/pricing")
+    add("L7", "page_visit", 60)
     add("L7", "form_submission", 120)
     return c
 
@@ -66,8 +81,16 @@ def test_attempts_window_same_timestamp_and_bots(con):
 def test_consecutive_identical_steps_need_a_later_event(con):
     [row] = run_funnel(con, spec("page_visit", "page_visit", "form_submission"))
     assert [s["entities"] for s in row["steps"]] == [3, 1, 1]
-    filtered = run_funnel(con, FunnelSpec(steps=[FunnelStep(event_type="page_visit", url_contains="pricing"),
-                                                 FunnelStep(event_type="form_submission")], window_seconds=3600))
+    filtered = run_funnel(
+        con,
+        FunnelSpec(
+            steps=[
+                FunnelStep(event_type="page_visit", url_contains="pricing"),
+                FunnelStep(event_type="form_submission"),
+            ],
+            window_seconds=3600,
+        ),
+    )
     assert [s["entities"] for s in filtered[0]["steps"]] == [1, 1]
 
 
@@ -121,7 +144,12 @@ def test_default_funnel_marts_equal_plain_python(generated_build):
 
     email = _expected(events, ["email_sent", "email_open", "link_click", "email_reply"], 7 * 86400, messages, workflow)
     _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_email"), email, 4, "workflow")
-    web = _expected(events, ["page_visit", "form_submission"], 7 * 86400, messages,
-                    lambda tenant, lead, attempt: leads.get((tenant, lead), {}).get("source"))
+    web = _expected(
+        events,
+        ["page_visit", "form_submission"],
+        7 * 86400,
+        messages,
+        lambda tenant, lead, attempt: leads.get((tenant, lead), {}).get("source"),
+    )
     _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_web"), web, 2, "lead_source")
     assert sum(len(v) for v in email.values()) > 1000

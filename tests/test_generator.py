@@ -35,8 +35,15 @@ def test_generated_folder_imports_cleanly_and_looks_like_email(tmp_path, home):
     assert report.ok, [str(e) for o in report.outcomes for e in o.errors]
     events = [json.loads(line) for p in sorted((tmp_path / "g").glob("events-*.jsonl")) for line in p.open()]
     types = Counter(e["eventType"] for e in events)
-    assert set(types) == {"email_sent", "email_open", "link_click", "email_reply", "email_bounce",
-                          "form_submission", "page_visit"}
+    assert set(types) == {
+        "email_sent",
+        "email_open",
+        "link_click",
+        "email_reply",
+        "email_bounce",
+        "form_submission",
+        "page_visit",
+    }
     ids = Counter((e["tenantId"], e["eventId"]) for e in events)
     dup_share = sum(n - 1 for n in ids.values()) / len(events)
     assert 0.003 < dup_share < 0.008  # about 0.5% exact re-deliveries
@@ -45,9 +52,16 @@ def test_generated_folder_imports_cleanly_and_looks_like_email(tmp_path, home):
     bounces = Counter(e.get("bounceType") for e in events if e["eventType"] == "email_bounce")
     assert bounces["hard"] > 0 and bounces["soft"] > 0
     zones = {r["tenant_id"]: ZoneInfo(r["timezone"]) for r in csv.DictReader((tmp_path / "g" / "tenants.csv").open())}
-    local_sends = [datetime.fromisoformat(e["timestamp"]).astimezone(zones[e["tenantId"]])
-                   for e in events if e["eventType"] == "email_sent"]
+    local_sends = [
+        datetime.fromisoformat(e["timestamp"]).astimezone(zones[e["tenantId"]])
+        for e in events
+        if e["eventType"] == "email_sent"
+    ]
     assert all(t.weekday() < 5 and 9 <= t.hour < 18 for t in local_sends)  # business days and hours, tenant time
-    late = sum(1 for p in (tmp_path / "g").glob("events-*.jsonl") for line in p.open()
-               if json.loads(line)["timestamp"][:10] < p.stem.removeprefix("events-"))
+    late = sum(
+        1
+        for p in (tmp_path / "g").glob("events-*.jsonl")
+        for line in p.open()
+        if json.loads(line)["timestamp"][:10] < p.stem.removeprefix("events-")
+    )
     assert late > 0  # events delivered in a later day's file

@@ -29,9 +29,23 @@ from tests.reference_metrics import email_performance
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
 
 HANDMADE = FIXTURES / "handmade"
-COLUMNS = ["sent", "bounced", "hard_bounced", "soft_bounced", "delivered", "opens_total", "unique_opens",
-           "clicks_total", "unique_clicks", "replied", "positive_replied",
-           "leads_contacted", "leads_opened", "leads_clicked", "leads_replied"]
+COLUMNS = [
+    "sent",
+    "bounced",
+    "hard_bounced",
+    "soft_bounced",
+    "delivered",
+    "opens_total",
+    "unique_opens",
+    "clicks_total",
+    "unique_clicks",
+    "replied",
+    "positive_replied",
+    "leads_contacted",
+    "leads_opened",
+    "leads_clicked",
+    "leads_replied",
+]
 
 EXPECTED = {
     ("acme-corp", date(2026, 3, 2), "w1", 1, "u1"): [3, 1, 1, 0, 2, 5, 2, 1, 1, 2, 1, 3, 2, 1, 2],
@@ -43,8 +57,10 @@ EXPECTED = {
 
 def mart_rows(settings) -> dict[tuple, list[int]]:
     rows = query_dicts(settings, "SELECT * FROM marts.mart_email_performance_daily")
-    return {(r["tenant_id"], r["send_date"], r["workflow_id"], r["step_number"], r["user_id"]): [r[c] for c in COLUMNS]
-            for r in rows}
+    return {
+        (r["tenant_id"], r["send_date"], r["workflow_id"], r["step_number"], r["user_id"]): [r[c] for c in COLUMNS]
+        for r in rows
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +95,27 @@ def test_late_event_updates_its_send_day_and_redeliveries_do_not_double(handmade
 def test_bot_reasons_and_reply_rules(handmade_build):
     settings, _ = handmade_build
     bots = dict(query(settings, "SELECT event_id, bot_reason FROM staging.stg_leadron__events WHERE is_bot"))
-    assert bots == {"e02": "within_2s_of_send", "e06": "within_2s_of_send", "e09": "provider_flag",
-                    "e10": "scanner_user_agent", "e27": "within_2s_of_send", "e29": "scanner_user_agent"}
-    rules = {r[0]: r[1:] for r in query(
-        settings, "SELECT event_id, attributed_message_id, attribution_rule FROM intermediate.int_replies_attributed")}
-    assert rules == {"e07": ("m1", "message_id"), "e22": ("m2", "lead_recent_send"),
-                     "e19": ("m5", "workflow_execution"), "e23": (None, "unattributed")}
+    assert bots == {
+        "e02": "within_2s_of_send",
+        "e06": "within_2s_of_send",
+        "e09": "provider_flag",
+        "e10": "scanner_user_agent",
+        "e27": "within_2s_of_send",
+        "e29": "scanner_user_agent",
+    }
+    rules = {
+        r[0]: r[1:]
+        for r in query(
+            settings,
+            "SELECT event_id, attributed_message_id, attribution_rule FROM intermediate.int_replies_attributed",
+        )
+    }
+    assert rules == {
+        "e07": ("m1", "message_id"),
+        "e22": ("m2", "lead_recent_send"),
+        "e19": ("m5", "workflow_execution"),
+        "e23": (None, "unattributed"),
+    }
 
 
 def test_duplicates_dropped_in_raw_and_staging(handmade_build):

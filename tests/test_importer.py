@@ -15,8 +15,14 @@ from leadron import landing
 from leadron.importer import import_folder, iter_messages
 from tests.conftest import FIXTURES
 
-GOOD = {"tenantId": "acme-corp", "eventId": "e1", "eventType": "email_open", "leadId": "L1",
-        "messageId": "m1", "timestamp": "2026-03-02T10:00:00Z"}
+GOOD = {
+    "tenantId": "acme-corp",
+    "eventId": "e1",
+    "eventType": "email_open",
+    "leadId": "L1",
+    "messageId": "m1",
+    "timestamp": "2026-03-02T10:00:00Z",
+}
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -32,13 +38,16 @@ def test_bad_event_line_rejects_the_whole_file_with_file_line_and_reason(home, t
     folder = tmp_path / "in"
     folder.mkdir()
     write_lines(folder / "events-a.jsonl", [json.dumps(GOOD), json.dumps(GOOD | {"eventId": "e2"})])
-    write_lines(folder / "events-b.jsonl", [
-        json.dumps(GOOD | {"eventId": "e3"}),
-        json.dumps(GOOD | {"eventId": "e4", "eventType": "email_opened"}),
-        "{not json",
-        "",
-        json.dumps(GOOD | {"eventId": "e5", "timestamp": "2026-13-01T00:00:00Z"}),
-    ])
+    write_lines(
+        folder / "events-b.jsonl",
+        [
+            json.dumps(GOOD | {"eventId": "e3"}),
+            json.dumps(GOOD | {"eventId": "e4", "eventType": "email_opened"}),
+            "{not json",
+            "",
+            json.dumps(GOOD | {"eventId": "e5", "timestamp": "2026-13-01T00:00:00Z"}),
+        ],
+    )
     report = import_folder(folder, home)
     assert not report.ok
     outcome = {o.file: o for o in report.outcomes}
@@ -58,13 +67,17 @@ def test_dimension_file_missing_a_column_is_rejected(home, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "leads.csv").write_text("tenant_id,lead_id,email\nacme-corp,L1,a@b.example\n")
-    (folder / "tenants.csv").write_text("tenant_id,name,timezone,extra\nacme-corp,Acme,Mars/Olympus,x\nglobex,G,UTC,y\n")
+    (folder / "tenants.csv").write_text(
+        "tenant_id,name,timezone,extra\nacme-corp,Acme,Mars/Olympus,x\nglobex,G,UTC,y\n"
+    )
     report = import_folder(folder, home)
     outcome = {o.file: o for o in report.outcomes}
     leads = outcome["leads.csv"]
     assert leads.status == "rejected"
-    assert str(leads.errors[0]) == ("leads.csv:1: header: missing required column(s): company, source, "
-                                    "owner_user_id, created_at, status, converted_at")
+    assert str(leads.errors[0]) == (
+        "leads.csv:1: header: missing required column(s): company, source, "
+        "owner_user_id, created_at, status, converted_at"
+    )
     tenants = outcome["tenants.csv"]
     assert tenants.status == "rejected"
     assert str(tenants.errors[0]) == "tenants.csv:2: timezone: Value error, unknown IANA timezone 'Mars/Olympus'"
@@ -77,7 +90,8 @@ def test_duplicate_key_in_a_snapshot_is_rejected(home, tmp_path):
     (folder / "teams.csv").write_text("tenant_id,team_id,name\nacme-corp,t1,A\nacme-corp,t2,B\nacme-corp,t1,C\n")
     report = import_folder(folder, home)
     assert str(report.outcomes[0].errors[0]) == (
-        "teams.csv:4: tenant_id,team_id: duplicate key ('acme-corp', 't1') (first on line 2)")
+        "teams.csv:4: tenant_id,team_id: duplicate key ('acme-corp', 't1') (first on line 2)"
+    )
 
 
 def test_same_file_twice_lands_once_and_gzip_is_read(home, tmp_path):
@@ -105,13 +119,18 @@ def test_cli_import_reports_bad_lines_and_exits_nonzero(home, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     write_lines(folder / "events-x.jsonl", [json.dumps(GOOD | {"tenantId": "Not A Slug"})])
-    proc = subprocess.run([sys.executable, "-m", "leadron_cli.main", "import", str(folder)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", "import", str(folder)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1
     assert "events-x.jsonl:1: tenantId: String should match pattern" in proc.stderr
     assert "Traceback" not in proc.stderr
-    missing = subprocess.run([sys.executable, "-m", "leadron_cli.main", "import", str(tmp_path / "nope")],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", "import", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "not a folder" in missing.stderr and "Traceback" not in missing.stderr
 
 

@@ -14,32 +14,49 @@ import pytest
 from leadron import landing
 from leadron.demo_data import generate
 from leadron.importer import import_folder
-from orchestration.defs.dbt.jobs import BUILD_JOB, REFRESH_JOB
 from leadron.publish import current_manifest, published_copy
+from orchestration.defs.dbt.jobs import BUILD_JOB, REFRESH_JOB
 from orchestration.runner import run_build
 from tests.conftest import query, use_home
 
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
 
-MARTS = ["mart_email_performance_daily", "mart_kpis_daily", "mart_activity_daily", "mart_lead_engagement",
-         "mart_form_submissions_daily", "mart_page_visits_daily", "mart_cohort_retention", "mart_sequence_steps",
-         "mart_team_performance", "mart_funnel_email", "mart_funnel_web"]
+MARTS = [
+    "mart_email_performance_daily",
+    "mart_kpis_daily",
+    "mart_activity_daily",
+    "mart_lead_engagement",
+    "mart_form_submissions_daily",
+    "mart_page_visits_daily",
+    "mart_cohort_retention",
+    "mart_sequence_steps",
+    "mart_team_performance",
+    "mart_funnel_email",
+    "mart_funnel_web",
+]
 # Incremental beyond staging (compared without receipt times, which are load times, nor int_messages'
 # bookkeeping of when a row was derived and which send day it replaced, which record the run history).
-INCREMENTAL = {"marts.fct_events": "* EXCLUDE (received_at)", "intermediate.int_email_sends": "*",
-               "intermediate.int_replies_attributed": "*",
-               "intermediate.int_messages": "* EXCLUDE (refreshed_at, replaced_send_date)",
-               "intermediate.int_funnel_email_attempts": "*", "intermediate.int_funnel_web_attempts": "*",
-               "intermediate.int_lead_weeks": "*"}
+INCREMENTAL = {
+    "marts.fct_events": "* EXCLUDE (received_at)",
+    "intermediate.int_email_sends": "*",
+    "intermediate.int_replies_attributed": "*",
+    "intermediate.int_messages": "* EXCLUDE (refreshed_at, replaced_send_date)",
+    "intermediate.int_funnel_email_attempts": "*",
+    "intermediate.int_funnel_web_attempts": "*",
+    "intermediate.int_lead_weeks": "*",
+}
 # Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
 REFRESHED = {"mart_email_performance_daily", "mart_kpis_daily", "mart_team_performance"}
-EVENT_COLUMNS = ("tenant_id, event_id, event_type, lead_id, message_id, workflow_execution_id, occurred_at, "
-                 "event_date, is_bot, bot_reason, bounce_type, load_source, source_line")
+EVENT_COLUMNS = (
+    "tenant_id, event_id, event_type, lead_id, message_id, workflow_execution_id, occurred_at, "
+    "event_date, is_bot, bot_reason, bounce_type, load_source, source_line"
+)
 
 
 def build(settings, days=None, job_name=BUILD_JOB):
-    outcome = run_build(settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING", days=days,
-                        job_name=job_name)
+    outcome = run_build(
+        settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING", days=days, job_name=job_name
+    )
     assert outcome.success and not outcome.failed_checks, (outcome.failed_steps, outcome.failed_checks)
 
 
@@ -72,8 +89,13 @@ def assert_published_equals_marts(settings) -> None:
         copy = f'SELECT {columns} FROM pub.main."{mart}"'
         parquet = f"SELECT {columns} FROM read_parquet($files, hive_partitioning = true, union_by_name = true)"
         for one, other in [(marts, copy), (copy, marts), (marts, parquet), (parquet, marts)]:
-            assert con.execute(f"SELECT count(*) FROM ({one} EXCEPT ALL {other})", {"files": files}
-                               if "$files" in one + other else None).fetchone()[0] == 0, mart
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM ({one} EXCEPT ALL {other})",
+                    {"files": files} if "$files" in one + other else None,
+                ).fetchone()[0]
+                == 0
+            ), mart
     con.close()
 
 
@@ -137,21 +159,25 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
         assert incremental[name] == rows, name
     ids = [r[1] for r in incremental["events"]]
     assert len(ids) == len(set(ids)) and any(i.startswith("late-") for i in ids)
-    lone = ("SELECT sent_at, replaced_send_date, bot_opens FROM intermediate.int_messages "
-            "WHERE message_id = 'msg-lone'")
+    lone = "SELECT sent_at, replaced_send_date, bot_opens FROM intermediate.int_messages WHERE message_id = 'msg-lone'"
     assert query(incremental_home, lone) == [(datetime(2025, 12, 14, 23, 59, 59, 900000), date(2025, 12, 23), 1)]
     lone_days = "SELECT send_date, sent FROM marts.mart_email_performance_daily WHERE send_date < '2025-12-30'"
     assert query(incremental_home, lone_days) == [(date(2025, 12, 14), 1)]
-    lone_weeks = ("SELECT week_start, sends, human_engagements FROM intermediate.int_lead_weeks "
-                  "WHERE week_start < '2025-12-29'")
+    lone_weeks = (
+        "SELECT week_start, sends, human_engagements FROM intermediate.int_lead_weeks WHERE week_start < '2025-12-29'"
+    )
     assert query(incremental_home, lone_weeks) == [(date(2025, 12, 8), 1, 0), (date(2025, 12, 22), 1, 0)]
 
     # A new leads snapshot rewrites the source of a lead with events long before the last day: the next
     # one-day run rebuilds from all history, so every one of that lead's events shows the new source.
     incremental_home = use_home(monkeypatch, tmp_path / "incremental")
     last = max(landing.event_dates(incremental_home))
-    tenant, lead = query(incremental_home, "SELECT tenant_id, lead_id FROM marts.fct_events GROUP BY ALL "
-                         "HAVING min(event_date) < ? - 20 ORDER BY ALL LIMIT 1", [last])[0]
+    tenant, lead = query(
+        incremental_home,
+        "SELECT tenant_id, lead_id FROM marts.fct_events GROUP BY ALL "
+        "HAVING min(event_date) < ? - 20 ORDER BY ALL LIMIT 1",
+        [last],
+    )[0]
     with (source / "leads.csv").open(newline="") as f:
         leads = list(csv.DictReader(f))
     for row in leads:

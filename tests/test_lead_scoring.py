@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from leadron import lead_scoring as ls
-from orchestration.lib.dbt_project import dbt_cli, leadron_dbt_project
 from leadron.settings import exported
+from orchestration.lib.dbt_project import dbt_cli, leadron_dbt_project
 from tests.conftest import build, query, query_dicts, use_home
 
 pytestmark = pytest.mark.slow  # left out of `make test-quick`
@@ -111,8 +111,9 @@ def test_every_open_lead_has_a_score_tier_and_factors(scored):
     # leads ranked strictly higher, plus the lead itself: A <= 10%, B <= 30%, C <= 60%, else D.
     from ml.train import TrainedModel
 
-    production = TrainedModel.load(settings.models_dir / json.loads(
-        (settings.models_dir / "production.json").read_text())["version"])
+    production = TrainedModel.load(
+        settings.models_dir / json.loads((settings.models_dir / "production.json").read_text())["version"]
+    )
     newest = newest.reset_index(drop=True)
     key = dict(zip(zip(newest["tenant_id"], newest["lead_id"]), production.raw_score(newest)))
     baseline_key = dict(zip(zip(newest["tenant_id"], newest["lead_id"]), newest[ls.BASELINE]))
@@ -151,8 +152,9 @@ def test_tenants_with_too_little_history_are_scored_with_the_baseline(scored):
     from orchestration.lib.resources import WarehouseResource
 
     # Only the scoring asset (its inputs are built): what the daily build runs after the marts.
-    outcome = dg.materialize([mart_lead_scores], resources={"warehouse": WarehouseResource()},
-                             instance=dg.DagsterInstance.ephemeral())
+    outcome = dg.materialize(
+        [mart_lead_scores], resources={"warehouse": WarehouseResource()}, instance=dg.DagsterInstance.ephemeral()
+    )
     mp.delenv("LEADRON_ML_MIN_LEADS")
     assert outcome.success
     rows = query(settings, "SELECT DISTINCT tenant_id, scoring_method, model_version FROM marts.mart_lead_scores")
@@ -170,16 +172,23 @@ def test_features_do_not_leak_the_future(scored, tmp_path):
     cut = sorted(before["snapshot_date"].unique())[-4]
     with duckdb.connect(str(copy)) as con:
         con.execute("DELETE FROM raw.events WHERE occurred_at >= ? AND hash(event_id) % 3 = 0", [cut])
-        con.execute("UPDATE raw.events SET event_type = 'email_reply', sentiment = 'positive', "
-                    "occurred_at = occurred_at + INTERVAL 1 HOUR WHERE occurred_at >= ? AND hash(event_id) % 3 = 1",
-                    [cut])
-        con.execute("INSERT INTO raw.events SELECT * REPLACE ('x' || event_id AS event_id, 'form_submission' AS "
-                    "event_type, occurred_at + INTERVAL 2 DAY AS occurred_at) FROM raw.events "
-                    "WHERE occurred_at >= ? AND hash(event_id) % 3 = 2", [cut])
+        con.execute(
+            "UPDATE raw.events SET event_type = 'email_reply', sentiment = 'positive', "
+            "occurred_at = occurred_at + INTERVAL 1 HOUR WHERE occurred_at >= ? AND hash(event_id) % 3 = 1",
+            [cut],
+        )
+        con.execute(
+            "INSERT INTO raw.events SELECT * REPLACE ('x' || event_id AS event_id, 'form_submission' AS "
+            "event_type, occurred_at + INTERVAL 2 DAY AS occurred_at) FROM raw.events "
+            "WHERE occurred_at >= ? AND hash(event_id) % 3 = 2",
+            [cut],
+        )
     project = leadron_dbt_project()
     with exported({"LEADRON_WAREHOUSE_PATH": str(copy)}):
-        dbt_cli(project).cli(["run", "--full-refresh", "--select", "+ml_lead_features", "--vars",
-                              json.dumps({"as_of": AS_OF})], target_path=project.target_path).wait()
+        dbt_cli(project).cli(
+            ["run", "--full-refresh", "--select", "+ml_lead_features", "--vars", json.dumps({"as_of": AS_OF})],
+            target_path=project.target_path,
+        ).wait()
     with duckdb.connect(str(copy), read_only=True) as con:
         after = ls.load_features(con)
     columns = [c for c in before.columns if c != ls.LABEL]
@@ -192,7 +201,6 @@ def test_features_do_not_leak_the_future(scored, tmp_path):
     assert not later_old.equals(later_new), "the rewrite should have changed later snapshots"
 
 
-
 def test_the_gate_refuses_a_worse_model(scored):
     """A deliberately weak candidate (one shallow tree) is refused; production and the scores stay."""
     settings, _, _, _, _ = scored
@@ -200,16 +208,24 @@ def test_the_gate_refuses_a_worse_model(scored):
 
     production = json.loads((settings.models_dir / "production.json").read_text())["version"]
     before = query(settings, "SELECT count(*) FROM ml.ml_models")[0][0]
-    outcome = run_training(settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING",
-                           hyperparameters={"num_boost_round": 1, "num_leaves": 2, "max_depth": 1})
+    outcome = run_training(
+        settings,
+        instance=dg.DagsterInstance.ephemeral(),
+        log_level="WARNING",
+        hyperparameters={"num_boost_round": 1, "num_leaves": 2, "max_depth": 1},
+    )
     assert not outcome.success and outcome.failed_checks == ["ml/lead_score_candidate:beats_production_and_baseline"]
     (weak,) = query_dicts(settings, "SELECT * FROM ml.ml_models ORDER BY trained_at DESC LIMIT 1")
     assert query(settings, "SELECT count(*) FROM ml.ml_models")[0][0] == before + 1
     assert weak["status"] == "refused" and weak["model_version"] != production
     assert weak["roc_auc"] < weak["baseline_roc_auc"] or "production model" in weak["status_reason"]
     assert json.loads((settings.models_dir / "production.json").read_text())["version"] == production
-    assert {v for (v,) in query(settings, "SELECT DISTINCT model_version FROM marts.mart_lead_scores "
-                                          "WHERE scoring_method = 'model'")} == {production}
+    assert {
+        v
+        for (v,) in query(
+            settings, "SELECT DISTINCT model_version FROM marts.mart_lead_scores WHERE scoring_method = 'model'"
+        )
+    } == {production}
 
 
 def test_calibration_repairs_a_class_weighted_booster_on_generated_data(scored):
@@ -219,8 +235,9 @@ def test_calibration_repairs_a_class_weighted_booster_on_generated_data(scored):
 
     settings, _, _, _, _ = scored
     frame = ls.training_frame(features(settings))
-    model = fit(frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=0, params={"is_unbalance": True},
-                baseline_column=ls.BASELINE)
+    model = fit(
+        frame, ls.LABEL, time_column=ls.TIME_COLUMN, seed=0, params={"is_unbalance": True}, baseline_column=ls.BASELINE
+    )
     calibrated, raw = model.evaluation["model"], model.evaluation["uncalibrated"]
     assert calibrated["brier"] < raw["brier"]
     assert calibrated["roc_auc"] == pytest.approx(raw["roc_auc"], abs=0.01)  # a monotone map keeps the ranking

@@ -10,8 +10,14 @@ import pytest
 
 from tests.conftest import query, query_dicts
 from tests.reference_metrics import (
-    activity_daily, classified, email_performance, form_submissions_daily, lead_engagement, page_visits_daily,
-    read_leads, _ts,
+    _ts,
+    activity_daily,
+    classified,
+    email_performance,
+    form_submissions_daily,
+    lead_engagement,
+    page_visits_daily,
+    read_leads,
 )
 
 
@@ -23,17 +29,24 @@ def events(generated_build):
 
 def test_activity_daily(generated_build, events):
     settings, _ = generated_build
-    rows = query(settings, "SELECT tenant_id, event_date, event_type, events, human_events, bot_events "
-                           "FROM marts.mart_activity_daily")
+    rows = query(
+        settings,
+        "SELECT tenant_id, event_date, event_type, events, human_events, bot_events FROM marts.mart_activity_daily",
+    )
     assert {r[:3]: r[3:] for r in rows} == activity_daily(events)
 
 
 def test_page_visits_and_forms(generated_build, events):
     settings, input_dir = generated_build
-    visits = query(settings, "SELECT tenant_id, page_url, visit_date, visits, unique_leads FROM marts.mart_page_visits_daily")
+    visits = query(
+        settings, "SELECT tenant_id, page_url, visit_date, visits, unique_leads FROM marts.mart_page_visits_daily"
+    )
     assert {r[:3]: r[3:] for r in visits} == page_visits_daily(events)
-    forms = query(settings, "SELECT tenant_id, form_id, submission_date, submissions, unique_leads, "
-                            "leads_converted_afterwards FROM marts.mart_form_submissions_daily")
+    forms = query(
+        settings,
+        "SELECT tenant_id, form_id, submission_date, submissions, unique_leads, "
+        "leads_converted_afterwards FROM marts.mart_form_submissions_daily",
+    )
     expected = form_submissions_daily(events, input_dir)
     assert {r[:3]: r[3:] for r in forms} == expected
     assert sum(v[2] for v in expected.values()) > 0  # conversions after a form do happen in the data
@@ -67,8 +80,10 @@ def test_kpis_daily_counts_rates_and_leads(generated_build, events):
 
 def test_lead_engagement_scores_and_tiers(generated_build, events):
     settings, input_dir = generated_build
-    rows = query(settings, "SELECT tenant_id, lead_id, engagement_score, engagement_tier, scored_as_of "
-                           "FROM marts.mart_lead_engagement")
+    rows = query(
+        settings,
+        "SELECT tenant_id, lead_id, engagement_score, engagement_tier, scored_as_of FROM marts.mart_lead_engagement",
+    )
     as_of = rows[0][4]
     expected = lead_engagement(events, input_dir, as_of)
     assert len(rows) == len(expected)
@@ -85,8 +100,11 @@ def test_cohort_retention_matrix(generated_build, events):
 
     settings, input_dir = generated_build
     as_of = query(settings, "SELECT max(scored_as_of) FROM marts.mart_lead_engagement")[0][0]
-    rows = query(settings, "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
-                           "FROM marts.mart_cohort_retention")
+    rows = query(
+        settings,
+        "SELECT tenant_id, cohort_week, week_offset, cohort_size, active_leads, converted_leads "
+        "FROM marts.mart_cohort_retention",
+    )
     expected = cohort_retention(events, input_dir, as_of)
     assert {r[:3]: r[3:] for r in rows} == expected
     assert len(expected) > 100 and any(v[1] for v in expected.values())

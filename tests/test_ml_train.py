@@ -15,16 +15,23 @@ from ml.train import TrainedModel, fit
 def synthetic(n: int = 12_000, seed: int = 5) -> pd.DataFrame:
     """Labels drawn from a known logistic model over a number (with gaps), a count, a text and a flag."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "activity": rng.normal(size=n),
-        "visits": rng.poisson(2, n),
-        "source": rng.choice(["webinar", "outbound", "referral", None], n),
-        "is_vip": rng.random(n) < 0.1,
-        "week": np.repeat(pd.date_range("2026-01-05", periods=12, freq="7D").date, n // 12),
-    })
+    frame = pd.DataFrame(
+        {
+            "activity": rng.normal(size=n),
+            "visits": rng.poisson(2, n),
+            "source": rng.choice(["webinar", "outbound", "referral", None], n),
+            "is_vip": rng.random(n) < 0.1,
+            "week": np.repeat(pd.date_range("2026-01-05", periods=12, freq="7D").date, n // 12),
+        }
+    )
     frame.loc[rng.random(n) < 0.15, "activity"] = np.nan
-    logit = (-2.0 + 1.3 * frame["activity"].fillna(-1) + 0.25 * frame["visits"]
-             + 0.9 * (frame["source"] == "referral") + 0.7 * frame["is_vip"])
+    logit = (
+        -2.0
+        + 1.3 * frame["activity"].fillna(-1)
+        + 0.25 * frame["visits"]
+        + 0.9 * (frame["source"] == "referral")
+        + 0.7 * frame["is_vip"]
+    )
     frame["converted"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return frame
 
@@ -51,8 +58,9 @@ def test_same_data_and_seed_give_the_same_model_bit_for_bit(model):
     assert again.booster.model_to_string() == trained.booster.model_to_string()
     assert again.version == trained.version
     assert np.array_equal(again.predict_proba(frame), trained.predict_proba(frame))
-    other_seed = fit(frame, "converted", time_column="week", seed=1, baseline_column="baseline",
-                     params={"feature_fraction": 0.5})
+    other_seed = fit(
+        frame, "converted", time_column="week", seed=1, baseline_column="baseline", params={"feature_fraction": 0.5}
+    )
     assert other_seed.version != trained.version
 
 
@@ -61,8 +69,15 @@ def test_types_are_handled_without_preparation(model):
     assert set(trained.features) == {"activity", "visits", "source", "is_vip", "baseline"}
     assert trained.schema.categorical["source"] == ["outbound", "referral", "webinar"]
     # Unseen category, missing number, None text, text digits for a number: still one probability each.
-    odd = pd.DataFrame({"activity": [np.nan, "1.5"], "visits": [3, None], "source": ["partner", None],
-                        "is_vip": [True, False], "baseline": [0.0, 1.0]})
+    odd = pd.DataFrame(
+        {
+            "activity": [np.nan, "1.5"],
+            "visits": [3, None],
+            "source": ["partner", None],
+            "is_vip": [True, False],
+            "baseline": [0.0, 1.0],
+        }
+    )
     p = trained.predict_proba(odd)
     assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()
 
@@ -138,10 +153,13 @@ def test_saved_model_predicts_the_same(model, tmp_path):
     assert json.loads((tmp_path / "m" / "model.json").read_text())["version"] == trained.version
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([0, 1, None, 1], "1 missing values"),
-    ([0, 1, 2, 1], "only 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([0, 1, None, 1], "1 missing values"),
+        ([0, 1, 2, 1], "only 0 and 1"),
+    ],
+)
 def test_bad_labels_are_named(bad, message):
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": bad})
     with pytest.raises(ValueError, match=message):
@@ -151,8 +169,18 @@ def test_bad_labels_are_named(bad, message):
 
 
 def test_deciles_and_psi():
-    assert deciles(np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.2, 0.8, 0.6, 0.4, 0.0])).tolist() == \
-        [1, 9, 5, 3, 7, 8, 2, 4, 6, 10]
+    assert deciles(np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.2, 0.8, 0.6, 0.4, 0.0])).tolist() == [
+        1,
+        9,
+        5,
+        3,
+        7,
+        8,
+        2,
+        4,
+        6,
+        10,
+    ]
     rng = np.random.default_rng(0)
     base = rng.beta(2, 8, 20_000)
     assert population_stability_index(base, rng.beta(2, 8, 20_000)) < 0.01

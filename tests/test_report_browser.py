@@ -27,29 +27,46 @@ def test_the_report_page_shows_its_table_and_chart(tmp_path):
         log = CHROMIUM_LOG.read_text()[-400:] if CHROMIUM_LOG.exists() else "no install log"
         pytest.fail(f"chromium is not installed and could not be installed here: {log}")
     con = duckdb.connect()
-    con.execute("CREATE TABLE mart_activity_daily AS SELECT * FROM (VALUES "
-                "('acme', DATE '2026-03-02', 'email_open', 120, 100, 20), "
-                "('acme', DATE '2026-03-03', 'email_open', 90, 85, 5), "
-                "('acme', DATE '2026-03-04', 'email_open', 150, 120, 30)) "
-                "AS t(tenant_id, event_date, event_type, events, human_events, bot_events)")
-    definition = ReportDefinition(id="opens", name="Opens per day", tenant_id="acme",
-                                  metrics=["events", "human_events"], dimensions=["date_day"],
-                                  date_range={"start": date(2026, 3, 1), "end": date(2026, 3, 8)},
-                                  chart={"type": "line", "y": ["events", "human_events"]})
+    con.execute(
+        "CREATE TABLE mart_activity_daily AS SELECT * FROM (VALUES "
+        "('acme', DATE '2026-03-02', 'email_open', 120, 100, 20), "
+        "('acme', DATE '2026-03-03', 'email_open', 90, 85, 5), "
+        "('acme', DATE '2026-03-04', 'email_open', 150, 120, 30)) "
+        "AS t(tenant_id, event_date, event_type, events, human_events, bot_events)"
+    )
+    definition = ReportDefinition(
+        id="opens",
+        name="Opens per day",
+        tenant_id="acme",
+        metrics=["events", "human_events"],
+        dimensions=["date_day"],
+        date_range={"start": date(2026, 3, 1), "end": date(2026, 3, 8)},
+        chart={"type": "line", "y": ["events", "human_events"]},
+    )
     rows = run_report(con, definition, datetime(2026, 3, 8, tzinfo=UTC))
-    html = to_html(definition, rows, ["date_day", "events", "human_events"], "2026-03-01 to 2026-03-07",
-                   "Data fresh to 2026-03-08T06:00:00 UTC")
+    html = to_html(
+        definition,
+        rows,
+        ["date_day", "events", "human_events"],
+        "2026-03-01 to 2026-03-07",
+        "Data fresh to 2026-03-08T06:00:00 UTC",
+    )
     page = tmp_path / "report.html"
     page.write_text(html.replace("</body>", PROBE))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     title = re.search(r"<title>(.*?)</title>", dom).group(1)
     width, height = (int(v) for v in re.search(r"img=(\d+)x(\d+)", title).groups())
     assert width > 300 and height > 150  # the chart image decoded and has a size
     assert "rows=3" in title
     assert "cells=2026-03-02|120|100|2026-03-03|90|85|2026-03-04|150|120" in title
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *flags, "--window-size=900,1100", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [browser, *flags, "--window-size=900,1100", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

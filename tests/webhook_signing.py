@@ -22,15 +22,19 @@ class SendGridAccount:
 
     def __init__(self) -> None:
         self.private_key = ec.generate_private_key(ec.SECP256R1())
-        der = self.private_key.public_key().public_bytes(serialization.Encoding.DER,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.verification_key = base64.b64encode(der).decode()  # what SendGrid's settings page shows
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         stamp = str(int(time.time()) if timestamp is None else timestamp)
         signature = self.private_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {SENDGRID_SIGNATURE: base64.b64encode(signature).decode(), SENDGRID_TIMESTAMP: stamp,
-                "Content-Type": "application/json"}
+        return {
+            SENDGRID_SIGNATURE: base64.b64encode(signature).decode(),
+            SENDGRID_TIMESTAMP: stamp,
+            "Content-Type": "application/json",
+        }
 
     def post(self, client, url: str, events: list[dict[str, Any]], timestamp: int | None = None):
         body = json.dumps(events).encode()

@@ -46,16 +46,23 @@ class StoredEvent(NamedTuple):
 
     @property
     def row(self) -> dict[str, Any]:
-        return {"tenant_id": self.tenant_id, "event_id": self.event_id, "event_type": self.event_type,
-                "lead_id": self.lead_id, "message_id": self.message_id,
-                "workflow_execution_id": self.workflow_execution_id, "occurred_at": self.occurred_at}
+        return {
+            "tenant_id": self.tenant_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "lead_id": self.lead_id,
+            "message_id": self.message_id,
+            "workflow_execution_id": self.workflow_execution_id,
+            "occurred_at": self.occurred_at,
+        }
 
 
 _NOT_IN_BODY = {"eventId", "tenantId", "properties"}
 
 
-def encode_events(items: list[tuple[int, EventIn]], tenant_id: str, received_at: datetime,
-                  source: str) -> list[StoredEvent]:
+def encode_events(
+    items: list[tuple[int, EventIn]], tenant_id: str, received_at: datetime, source: str
+) -> list[StoredEvent]:
     """The stored form of valid events (with their positions in the request): the API's JSON (nulls left
     out) plus tenant and receipt metadata. Runs on every event of every request, hence the shared prefix
     and pydantic's serializer called directly (a third faster than `model_dump_json`)."""
@@ -68,8 +75,18 @@ def encode_events(items: list[tuple[int, EventIn]], tenant_id: str, received_at:
         if event.properties is not None:  # kept as a JSON string: the landing column is text
             line += b',"properties":' + orjson.dumps(orjson.dumps(event.properties).decode())
         line += b"," + body[1:] if len(body) > 2 else b"}"
-        stored.append(StoredEvent(tenant_id, event_id, event.eventType.value, event.leadId, event.messageId,
-                                  event.workflowExecutionId, event.timestamp or received_at, line))
+        stored.append(
+            StoredEvent(
+                tenant_id,
+                event_id,
+                event.eventType.value,
+                event.leadId,
+                event.messageId,
+                event.workflowExecutionId,
+                event.timestamp or received_at,
+                line,
+            )
+        )
     return stored
 
 
@@ -82,11 +99,18 @@ def decode_line(line: bytes) -> dict[str, Any]:
     raw = orjson.loads(line)
     received = from_micros(raw["_r"])
     ts = raw.get("timestamp")
-    return {"tenant_id": raw["_t"], "event_id": raw["eventId"], "event_type": raw["eventType"],
-            "lead_id": raw.get("leadId"), "message_id": raw.get("messageId"),
-            "workflow_execution_id": raw.get("workflowExecutionId"),
-            "occurred_at": datetime.fromisoformat(ts) if ts else received, "received_at": received,
-            "is_bot": raw.get("isBot"), "user_agent": raw.get("userAgent")}
+    return {
+        "tenant_id": raw["_t"],
+        "event_id": raw["eventId"],
+        "event_type": raw["eventType"],
+        "lead_id": raw.get("leadId"),
+        "message_id": raw.get("messageId"),
+        "workflow_execution_id": raw.get("workflowExecutionId"),
+        "occurred_at": datetime.fromisoformat(ts) if ts else received,
+        "received_at": received,
+        "is_bot": raw.get("isBot"),
+        "user_agent": raw.get("userAgent"),
+    }
 
 
 def content_of(line: bytes) -> dict[str, Any]:
@@ -116,8 +140,16 @@ class Outcome(NamedTuple):
 
 def decoded(line: bytes) -> StoredEvent:
     d = decode_line(line)
-    return StoredEvent(d["tenant_id"], d["event_id"], d["event_type"], d["lead_id"], d["message_id"],
-                       d["workflow_execution_id"], d["occurred_at"], line)
+    return StoredEvent(
+        d["tenant_id"],
+        d["event_id"],
+        d["event_type"],
+        d["lead_id"],
+        d["message_id"],
+        d["workflow_execution_id"],
+        d["occurred_at"],
+        line,
+    )
 
 
 @dataclass
@@ -148,8 +180,13 @@ class Submission:
 
 def refs_blob(events: list[StoredEvent]) -> bytes:
     """The message and execution ids of a batch's events, by position: what `StatusIndex` indexes."""
-    return orjson.dumps([(i, e.tenant_id, e.message_id, e.workflow_execution_id) for i, e in enumerate(events)
-                         if e.message_id is not None or e.workflow_execution_id is not None])
+    return orjson.dumps(
+        [
+            (i, e.tenant_id, e.message_id, e.workflow_execution_id)
+            for i, e in enumerate(events)
+            if e.message_id is not None or e.workflow_execution_id is not None
+        ]
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+
 def connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA journal_mode=WAL")
@@ -43,5 +44,7 @@ def init_schema(path: Path) -> None:
 
 # One statement for the whole request: SQLite runs it without Python's GIL, which `executemany` takes back
 # after every row — a writer then waits for its own process's request thread while holding the shared lock.
-INSERT_INDEX = ("INSERT INTO events (tenant_id, event_id, batch_seq, position) "
-                 "SELECT ?, value, ?, key FROM json_each(?) WHERE true ON CONFLICT (tenant_id, event_id) DO NOTHING")
+INSERT_INDEX = (
+    "INSERT INTO events (tenant_id, event_id, batch_seq, position) "
+    "SELECT ?, value, ?, key FROM json_each(?) WHERE true ON CONFLICT (tenant_id, event_id) DO NOTHING"
+)

@@ -41,8 +41,9 @@ class Sealer:
             try:
                 while True:
                     last = con.execute("SELECT last_seq FROM seal_state WHERE id = 1").fetchone()[0]
-                    rows = con.execute("SELECT seq, lines FROM batches WHERE seq > ? ORDER BY seq LIMIT ?",
-                                       (last, limit)).fetchall()
+                    rows = con.execute(
+                        "SELECT seq, lines FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (last, limit)
+                    ).fetchall()
                     if not rows:
                         break
                     table = lines_to_landing(b"\n".join(r[1] for r in rows if r[1]))
@@ -60,14 +61,26 @@ class Sealer:
 
 # Stored JSON field -> landing column, with the type Arrow's JSON reader parses it as.
 _WIRE = [
-    ("_t", "tenant_id", pa.string()), ("eventId", "event_id", pa.string()), ("eventType", "event_type", pa.string()),
-    ("leadId", "lead_id", pa.string()), ("messageId", "message_id", pa.string()),
-    ("workflowExecutionId", "workflow_execution_id", pa.string()), ("timestamp", "occurred_at", pa.timestamp("us")),
-    ("userId", "user_id", pa.string()), ("workflowId", "workflow_id", pa.string()),
-    ("stepNumber", "step_number", pa.int32()), ("url", "url", pa.string()), ("formId", "form_id", pa.string()),
-    ("bounceType", "bounce_type", pa.string()), ("userAgent", "user_agent", pa.string()), ("ip", "ip", pa.string()),
-    ("isBot", "is_bot", pa.bool_()), ("sentiment", "sentiment", pa.string()),
-    ("properties", "properties", pa.string()), ("_r", "received_at", pa.int64()), ("_s", "source", pa.string()),
+    ("_t", "tenant_id", pa.string()),
+    ("eventId", "event_id", pa.string()),
+    ("eventType", "event_type", pa.string()),
+    ("leadId", "lead_id", pa.string()),
+    ("messageId", "message_id", pa.string()),
+    ("workflowExecutionId", "workflow_execution_id", pa.string()),
+    ("timestamp", "occurred_at", pa.timestamp("us")),
+    ("userId", "user_id", pa.string()),
+    ("workflowId", "workflow_id", pa.string()),
+    ("stepNumber", "step_number", pa.int32()),
+    ("url", "url", pa.string()),
+    ("formId", "form_id", pa.string()),
+    ("bounceType", "bounce_type", pa.string()),
+    ("userAgent", "user_agent", pa.string()),
+    ("ip", "ip", pa.string()),
+    ("isBot", "is_bot", pa.bool_()),
+    ("sentiment", "sentiment", pa.string()),
+    ("properties", "properties", pa.string()),
+    ("_r", "received_at", pa.int64()),
+    ("_s", "source", pa.string()),
     ("_p", "source_line", pa.int64()),
 ]
 
@@ -78,8 +91,9 @@ def lines_to_landing(ndjson: bytes) -> pa.Table:
     if not ndjson:
         return schema.empty_table()
     wire = pa.schema([(name, kind) for name, _, kind in _WIRE])
-    parsed = pa_json.read_json(io.BytesIO(ndjson), parse_options=pa_json.ParseOptions(
-        explicit_schema=wire, unexpected_field_behavior="ignore"))
+    parsed = pa_json.read_json(
+        io.BytesIO(ndjson), parse_options=pa_json.ParseOptions(explicit_schema=wire, unexpected_field_behavior="ignore")
+    )
     columns = {column: parsed.column(name) for name, column, _ in _WIRE}
     columns["received_at"] = columns["received_at"].cast(pa.timestamp("us"))
     columns["occurred_at"] = pc.coalesce(columns["occurred_at"], columns["received_at"])

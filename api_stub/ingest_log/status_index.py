@@ -67,13 +67,16 @@ class StatusIndex:
                 last = self._con.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]
                 batches = self._log.execute(
                     "SELECT seq, refs, CASE WHEN refs IS NULL THEN lines END FROM batches WHERE seq > ? AND seq <= ? "
-                    "ORDER BY seq LIMIT ?", (last, upto, limit)).fetchall()
+                    "ORDER BY seq LIMIT ?",
+                    (last, upto, limit),
+                ).fetchall()
                 if not batches:
                     return indexed
                 rows = set()
                 for seq, refs, lines in batches:
-                    for position, tenant, message, execution in (orjson.loads(refs) if refs is not None
-                                                                 else _refs_of_lines(lines)):
+                    for position, tenant, message, execution in (
+                        orjson.loads(refs) if refs is not None else _refs_of_lines(lines)
+                    ):
                         location = seq << _POSITION_BITS | position
                         if message is not None:
                             rows.add((key(tenant, "message_id", message), location))
@@ -81,8 +84,10 @@ class StatusIndex:
                             rows.add((key(tenant, "workflow_execution_id", execution), location))
                 self._con.execute("BEGIN IMMEDIATE")
                 # One statement (sorted keys, as a JSON array): no GIL round trip per row.
-                self._con.execute("INSERT OR IGNORE INTO refs SELECT value->>0, value->>1 FROM json_each(?)",
-                                  (orjson.dumps(sorted(rows)),))
+                self._con.execute(
+                    "INSERT OR IGNORE INTO refs SELECT value->>0, value->>1 FROM json_each(?)",
+                    (orjson.dumps(sorted(rows)),),
+                )
                 self._con.execute("UPDATE state SET last_seq = ? WHERE id = 1", (batches[-1][0],))
                 self._con.execute("COMMIT")
                 indexed += len(rows)
@@ -90,8 +95,9 @@ class StatusIndex:
     def lookup(self, tenant_id: str, column: str, value: str) -> list[tuple[int, int]]:
         """(batch seq, position) of the events that may be of a message or an execution (check each)."""
         with self._lock:
-            locations = self._con.execute("SELECT location FROM refs WHERE key = ?",
-                                          (key(tenant_id, column, value),)).fetchall()
+            locations = self._con.execute(
+                "SELECT location FROM refs WHERE key = ?", (key(tenant_id, column, value),)
+            ).fetchall()
         mask = (1 << _POSITION_BITS) - 1
         return [(location >> _POSITION_BITS, location & mask) for (location,) in locations]
 

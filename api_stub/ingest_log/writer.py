@@ -39,8 +39,16 @@ from typing import Any
 
 import orjson
 
-from api_stub.ingest_log.records import (Committed, Outcome, StoredEvent, Submission, content_of,
-                                         decoded, decode_line, refs_blob)
+from api_stub.ingest_log.records import (
+    Committed,
+    Outcome,
+    StoredEvent,
+    Submission,
+    content_of,
+    decode_line,
+    decoded,
+    refs_blob,
+)
 from api_stub.ingest_log.schema import INSERT_INDEX, connect, init_schema
 from api_stub.ingest_log.sealer import Sealer
 from api_stub.ingest_log.status_index import StatusIndex
@@ -162,9 +170,18 @@ class EventStore:
         # The stored response commits with the events: a replay answers exactly what the first request got.
         committed = Committed(outcomes).finish(sub)
         if committed.status < 500:
-            con.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (idem.tenant_id, idem.route, idem.key, idem.request_hash, committed.status, committed.body,
-                         datetime.now().isoformat()))
+            con.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    idem.tenant_id,
+                    idem.route,
+                    idem.key,
+                    idem.request_hash,
+                    committed.status,
+                    committed.body,
+                    datetime.now().isoformat(),
+                ),
+            )
         return committed
 
     @staticmethod
@@ -184,8 +201,9 @@ class EventStore:
         """Some ids were taken: tell duplicates from conflicts, keep only the accepted events in the batch."""
         owners: dict[tuple[str, str], tuple[int, int]] = {}
         for e in events:
-            row = con.execute("SELECT batch_seq, position FROM events WHERE tenant_id = ? AND event_id = ?",
-                              (e.tenant_id, e.event_id)).fetchone()
+            row = con.execute(
+                "SELECT batch_seq, position FROM events WHERE tenant_id = ? AND event_id = ?", (e.tenant_id, e.event_id)
+            ).fetchone()
             owners[(e.tenant_id, e.event_id)] = row
         blobs: dict[int, list[bytes]] = {seq: [e.line for e in events]}
         outcomes, kept = [], []
@@ -196,16 +214,22 @@ class EventStore:
                 outcomes.append(Outcome("accepted", e))
                 continue
             if owner_seq not in blobs:
-                blobs[owner_seq] = con.execute("SELECT lines FROM batches WHERE seq = ?", (owner_seq,)).fetchone()[0].split(b"\n")
+                blobs[owner_seq] = (
+                    con.execute("SELECT lines FROM batches WHERE seq = ?", (owner_seq,)).fetchone()[0].split(b"\n")
+                )
             original = blobs[owner_seq][owner_pos]
             same = content_of(original) == content_of(e.line)
             outcomes.append(Outcome("duplicate" if same else "conflict", decoded(original)))
         # Rewrite this batch with its accepted events only, renumbering their positions.
-        con.execute("UPDATE batches SET lines = ?, refs = ? WHERE seq = ?",
-                    (b"\n".join(e.line for e in kept), refs_blob(kept), seq))
+        con.execute(
+            "UPDATE batches SET lines = ?, refs = ? WHERE seq = ?",
+            (b"\n".join(e.line for e in kept), refs_blob(kept), seq),
+        )
         for new_position, e in enumerate(kept):
-            con.execute("UPDATE events SET position = ? WHERE tenant_id = ? AND event_id = ?",
-                        (new_position, e.tenant_id, e.event_id))
+            con.execute(
+                "UPDATE events SET position = ? WHERE tenant_id = ? AND event_id = ?",
+                (new_position, e.tenant_id, e.event_id),
+            )
         if not kept:
             con.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         return outcomes
@@ -219,12 +243,17 @@ class EventStore:
         with self._reader_lock:
             # One bound value, a JSON array: a message may have events in any number of batches, and SQLite
             # binds at most SQLITE_MAX_VARIABLE_NUMBER values (999 on many builds).
-            blobs = {s: lines.split(b"\n") for s, lines in self._reader.execute(
-                "SELECT seq, lines FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-                (orjson.dumps(seqs).decode(),))}
+            blobs = {
+                s: lines.split(b"\n")
+                for s, lines in self._reader.execute(
+                    "SELECT seq, lines FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(seqs).decode(),),
+                )
+            }
         events = (decode_line(blobs[s][p]) for s, p in refs if s in blobs)
-        return sorted((e for e in events if e["tenant_id"] == tenant_id and e[column] == value),
-                      key=lambda e: e["occurred_at"])
+        return sorted(
+            (e for e in events if e["tenant_id"] == tenant_id and e[column] == value), key=lambda e: e["occurred_at"]
+        )
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database without blocking writers; restart it once it is large.

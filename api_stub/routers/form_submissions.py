@@ -19,22 +19,44 @@ OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 router = APIRouter(prefix=PREFIX, tags=["form submissions"])
 
 
-@router.get("/form-submissions", summary="Form submissions, newest first",
-         responses={200: {"model": PageEnvelope}, **READ_ERRORS})
-async def form_submissions(request: Request, api: State, key: AnalyticsRead, formId: OptionalId = None,
-                           leadId: OptionalId = None, start: FromDay = None, end: ToDay = None,
-                           page: PageNo = 1, limit: PageSize = 50) -> Response:
+@router.get(
+    "/form-submissions",
+    summary="Form submissions, newest first",
+    responses={200: {"model": PageEnvelope}, **READ_ERRORS},
+)
+async def form_submissions(
+    request: Request,
+    api: State,
+    key: AnalyticsRead,
+    formId: OptionalId = None,
+    leadId: OptionalId = None,
+    start: FromDay = None,
+    end: ToDay = None,
+    page: PageNo = 1,
+    limit: PageSize = 50,
+) -> Response:
     first, last = day_range(start, end)
-    (rows, total), fresh = await api.reader.read(leads.form_submissions, key.tenant_id, first, last, formId, leadId,
-                                      (page - 1) * limit, limit)
+    (rows, total), fresh = await api.reader.read(
+        leads.form_submissions, key.tenant_id, first, last, formId, leadId, (page - 1) * limit, limit
+    )
     return paged(request, "Form submissions", rows, total, page, limit, fresh)
 
 
-@router.get("/form-submissions/summary", summary="Per form: submissions, "
-         "unique leads, leads converted afterwards", responses={200: {"model": DataEnvelope}, **READ_ERRORS})
-async def form_submission_summary(request: Request, api: State, key: AnalyticsRead, formId: OptionalId = None,
-                                  start: FromDay = None, end: ToDay = None) -> Response:
+@router.get(
+    "/form-submissions/summary",
+    summary="Per form: submissions, unique leads, leads converted afterwards",
+    responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+)
+async def form_submission_summary(
+    request: Request,
+    api: State,
+    key: AnalyticsRead,
+    formId: OptionalId = None,
+    start: FromDay = None,
+    end: ToDay = None,
+) -> Response:
     first, last = day_range(start, end)
     rows, fresh = await api.reader.read(leads.form_summary, key.tenant_id, first, last, formId)
-    return respond(request, "Form submission summary",
-                   {"from": first.isoformat(), "to": last.isoformat(), "forms": rows}, fresh)
+    return respond(
+        request, "Form submission summary", {"from": first.isoformat(), "to": last.isoformat(), "forms": rows}, fresh
+    )

@@ -15,27 +15,44 @@ router = APIRouter(prefix=PREFIX, tags=["events"])
 
 
 def _json_body(schema: str) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
 
 
-@router.post("/events", status_code=201, summary="Ingest Event", responses={201: {"model": EventEnvelope},
-             **INGEST_ERRORS}, openapi_extra=_json_body("ApiEventIn"))
-async def ingest_event(request: Request, api: State, key: EventsWrite,
-                       idempotency_key: ingesting.IdempotencyHeader = None) -> Response:
+@router.post(
+    "/events",
+    status_code=201,
+    summary="Ingest Event",
+    responses={201: {"model": EventEnvelope}, **INGEST_ERRORS},
+    openapi_extra=_json_body("ApiEventIn"),
+)
+async def ingest_event(
+    request: Request, api: State, key: EventsWrite, idempotency_key: ingesting.IdempotencyHeader = None
+) -> Response:
     status, body, extra = await ingesting.ingest_one(
-        api, key, request.headers.get("content-type", ""), await request.body(), idempotency_key, request_id(request))
+        api, key, request.headers.get("content-type", ""), await request.body(), idempotency_key, request_id(request)
+    )
     return send(request, status, body, extra)
 
 
-@router.post("/events/batch", status_code=201, summary="Ingest a batch of events",
-             description="Up to 1,000 events, each validated on its own: 201 when all are accepted (or "
-                         "duplicates), 207 with a result per event when some are rejected, 422 when none is valid.",
-             responses={201: {"model": BatchEnvelope}, 207: {"model": BatchEnvelope}, **INGEST_ERRORS},
-             openapi_extra=_json_body("BatchIn"))
-async def ingest_batch(request: Request, api: State, key: EventsWrite,
-                       idempotency_key: ingesting.IdempotencyHeader = None) -> Response:
+@router.post(
+    "/events/batch",
+    status_code=201,
+    summary="Ingest a batch of events",
+    description="Up to 1,000 events, each validated on its own: 201 when all are accepted (or "
+    "duplicates), 207 with a result per event when some are rejected, 422 when none is valid.",
+    responses={201: {"model": BatchEnvelope}, 207: {"model": BatchEnvelope}, **INGEST_ERRORS},
+    openapi_extra=_json_body("BatchIn"),
+)
+async def ingest_batch(
+    request: Request, api: State, key: EventsWrite, idempotency_key: ingesting.IdempotencyHeader = None
+) -> Response:
     ingesting.require_json(request.headers.get("content-type", ""))
-    status, body, extra = await ingesting.ingest_batch(api, key, await request.body(), idempotency_key,
-                                                       request_id(request), request.scope["state"]["rate_headers"])
+    status, body, extra = await ingesting.ingest_batch(
+        api, key, await request.body(), idempotency_key, request_id(request), request.scope["state"]["rate_headers"]
+    )
     return send(request, status, body, extra)

@@ -20,10 +20,13 @@ OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 router = APIRouter(prefix=PREFIX, tags=["lead engagement"])
 
 
-@router.get("/leads/{leadId}/engagement", summary="A lead's engagement",
-         description="Counts by event type (human), first and last activity, engagement score and tier "
-                     "(mart_lead_engagement), and the lead score when one is published.",
-         responses={200: {"model": DataEnvelope}, **READ_ERRORS})
+@router.get(
+    "/leads/{leadId}/engagement",
+    summary="A lead's engagement",
+    description="Counts by event type (human), first and last activity, engagement score and tier "
+    "(mart_lead_engagement), and the lead score when one is published.",
+    responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+)
 async def lead_engagement(request: Request, api: State, leadId: LeadId, key: AnalyticsRead) -> Response:
     data, fresh = await api.reader.read(leads.engagement, key.tenant_id, leadId)
     if data is None:
@@ -31,16 +34,27 @@ async def lead_engagement(request: Request, api: State, leadId: LeadId, key: Ana
     return respond(request, "Lead engagement", data, fresh)
 
 
-@router.get("/leads/{leadId}/timeline", summary="A lead's events, newest first",
-         responses={200: {"model": PageEnvelope}, **READ_ERRORS})
-async def lead_timeline(request: Request, api: State, leadId: LeadId, key: AnalyticsRead,
-                        eventType: Annotated[EventType | None, Query()] = None,
-                        page: PageNo = 1, limit: PageSize = 50) -> Response:
+@router.get(
+    "/leads/{leadId}/timeline",
+    summary="A lead's events, newest first",
+    responses={200: {"model": PageEnvelope}, **READ_ERRORS},
+)
+async def lead_timeline(
+    request: Request,
+    api: State,
+    leadId: LeadId,
+    key: AnalyticsRead,
+    eventType: Annotated[EventType | None, Query()] = None,
+    page: PageNo = 1,
+    limit: PageSize = 50,
+) -> Response:
     def work(cur):
         if not leads.lead_exists(cur, key.tenant_id, leadId):
             return None
-        return leads.timeline(cur, key.tenant_id, leadId, eventType.value if eventType else None,
-                              (page - 1) * limit, limit)
+        return leads.timeline(
+            cur, key.tenant_id, leadId, eventType.value if eventType else None, (page - 1) * limit, limit
+        )
+
     result, fresh = await api.reader.read(work)
     if result is None:
         raise not_found("Lead", "leadId")

@@ -19,22 +19,38 @@ OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 router = APIRouter(prefix=PREFIX, tags=["page visits"])
 
 
-@router.get("/page-visits", summary="Page visits, newest first",
-         responses={200: {"model": PageEnvelope}, **READ_ERRORS})
-async def page_visits(request: Request, api: State, key: AnalyticsRead,
-                      url: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
-                      leadId: OptionalId = None, start: FromDay = None, end: ToDay = None,
-                      page: PageNo = 1, limit: PageSize = 50) -> Response:
+@router.get(
+    "/page-visits", summary="Page visits, newest first", responses={200: {"model": PageEnvelope}, **READ_ERRORS}
+)
+async def page_visits(
+    request: Request,
+    api: State,
+    key: AnalyticsRead,
+    url: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    leadId: OptionalId = None,
+    start: FromDay = None,
+    end: ToDay = None,
+    page: PageNo = 1,
+    limit: PageSize = 50,
+) -> Response:
     first, last = day_range(start, end)
-    (rows, total), fresh = await api.reader.read(leads.page_visits, key.tenant_id, first, last, url, leadId,
-                                      (page - 1) * limit, limit)
+    (rows, total), fresh = await api.reader.read(
+        leads.page_visits, key.tenant_id, first, last, url, leadId, (page - 1) * limit, limit
+    )
     return paged(request, "Page visits", rows, total, page, limit, fresh)
 
 
-@router.get("/page-visits/top-pages", summary="Most visited pages",
-         responses={200: {"model": ListEnvelope}, **READ_ERRORS})
-async def top_pages(request: Request, api: State, key: AnalyticsRead, start: FromDay = None, end: ToDay = None,
-                    limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+@router.get(
+    "/page-visits/top-pages", summary="Most visited pages", responses={200: {"model": ListEnvelope}, **READ_ERRORS}
+)
+async def top_pages(
+    request: Request,
+    api: State,
+    key: AnalyticsRead,
+    start: FromDay = None,
+    end: ToDay = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response:
     first, last = day_range(start, end)
     rows, fresh = await api.reader.read(leads.top_pages, key.tenant_id, first, last, limit)
     return respond(request, "Top pages", rows, fresh)

@@ -25,17 +25,31 @@ CARD_FIELDS = ("model_version", "trained_at", "algorithm", "label", "features", 
 CARD_WINDOW = ("first_snapshot", "last_labelled_snapshot", "held_back_from")
 
 
-@router.get("/predictive/lead-scores", summary="Lead scores, best first",
-         responses={200: {"model": PageEnvelope}, **READ_ERRORS})
-async def lead_scores(request: Request, api: State, key: AnalyticsRead, tier: Literal["A", "B", "C", "D"] | None = None,
-                      minScore: Annotated[int | None, Query(ge=0, le=100)] = None,
-                      page: PageNo = 1, limit: PageSize = 50) -> Response:
-    (rows, total), fresh = await api.reader.read(leads.lead_scores, key.tenant_id, tier, minScore, (page - 1) * limit, limit)
+@router.get(
+    "/predictive/lead-scores",
+    summary="Lead scores, best first",
+    responses={200: {"model": PageEnvelope}, **READ_ERRORS},
+)
+async def lead_scores(
+    request: Request,
+    api: State,
+    key: AnalyticsRead,
+    tier: Literal["A", "B", "C", "D"] | None = None,
+    minScore: Annotated[int | None, Query(ge=0, le=100)] = None,
+    page: PageNo = 1,
+    limit: PageSize = 50,
+) -> Response:
+    (rows, total), fresh = await api.reader.read(
+        leads.lead_scores, key.tenant_id, tier, minScore, (page - 1) * limit, limit
+    )
     return paged(request, "Lead scores", rows, total, page, limit, fresh)
 
 
-@router.get("/predictive/lead-scores/{leadId}",
-         summary="A lead's score with its top factors", responses={200: {"model": DataEnvelope}, **READ_ERRORS})
+@router.get(
+    "/predictive/lead-scores/{leadId}",
+    summary="A lead's score with its top factors",
+    responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+)
 async def lead_score(request: Request, api: State, leadId: LeadId, key: AnalyticsRead) -> Response:
     data, fresh = await api.reader.read(leads.lead_score, key.tenant_id, leadId)
     if data is None:
@@ -43,8 +57,9 @@ async def lead_score(request: Request, api: State, leadId: LeadId, key: Analytic
     return respond(request, "Lead score", data, fresh)
 
 
-@router.get("/predictive/model", summary="The production model's card",
-         responses={200: {"model": DataEnvelope}, **READ_ERRORS})
+@router.get(
+    "/predictive/model", summary="The production model's card", responses={200: {"model": DataEnvelope}, **READ_ERRORS}
+)
 async def model_card(request: Request, api: State, key: AnalyticsRead) -> Response:
     production = registry.production_card(api.settings.models_dir)
     if production is None:

@@ -19,8 +19,10 @@ from api_stub.state import ApiState, client_of
 from leadron import tracking
 
 router = APIRouter(prefix=PREFIX, tags=["tracking"])
-GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 def _unknown_link() -> ApiError:
@@ -40,8 +42,12 @@ async def _land(api: ApiState, token: str, payload: dict[str, Any], body: dict[s
     agent = request.headers.get("user-agent", "")[:1024]
     client = client_of(request.scope)
     # The same link from the same client within LEADRON_TRACKING_DEDUP_SECONDS lands once.
-    body |= {"eventId": tracking.repeat_id(token, f"{client}|{agent}", api.settings.tracking_dedup_s),
-             "leadId": payload.get("l"), "messageId": payload.get("m"), "workflowExecutionId": payload.get("x")}
+    body |= {
+        "eventId": tracking.repeat_id(token, f"{client}|{agent}", api.settings.tracking_dedup_s),
+        "leadId": payload.get("l"),
+        "messageId": payload.get("m"),
+        "workflowExecutionId": payload.get("x"),
+    }
     if agent:
         body["userAgent"] = agent
     if client:
@@ -53,17 +59,25 @@ async def _land(api: ApiState, token: str, payload: dict[str, Any], body: dict[s
     await api.commit(Submission([encode_event(event, payload["t"], now(), "tracking", 0)]))
 
 
-@router.get("/track/open/{token}", summary="Open pixel (1x1 GIF)",
-            responses={200: {"content": {"image/gif": {}}}, **errors(404)}, response_class=Response)
+@router.get(
+    "/track/open/{token}",
+    summary="Open pixel (1x1 GIF)",
+    responses={200: {"content": {"image/gif": {}}}, **errors(404)},
+    response_class=Response,
+)
 async def open_pixel(token: str, request: Request, api: State) -> Response:
     payload = _tracked(api, tracking.OPEN, token, request)
     await _land(api, token, payload, {"eventType": "email_open"}, request)
     return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
 
 
-@router.get("/track/click/{token}", summary="Click redirect",
-            responses={302: {"description": "Redirect to the signed URL"}, **errors(404)},
-            response_class=RedirectResponse, status_code=302)
+@router.get(
+    "/track/click/{token}",
+    summary="Click redirect",
+    responses={302: {"description": "Redirect to the signed URL"}, **errors(404)},
+    response_class=RedirectResponse,
+    status_code=302,
+)
 async def click_redirect(token: str, request: Request, api: State) -> Response:
     payload = _tracked(api, tracking.CLICK, token, request)
     url = payload.get("u")

@@ -38,8 +38,11 @@ def _tenant(api: ApiState, provider: str, token: str, request: Request) -> tuple
         raise ApiError(401, "Invalid webhook URL", [{"field": "token", "issue": "invalid"}])
     verification_key = api.keys.webhook_key(payload["t"], provider)
     if verification_key is None:
-        raise ApiError(401, "No webhook verification key is registered for this tenant and provider",
-                       [{"field": "token", "issue": "register one with leadron keys webhook-url"}])
+        raise ApiError(
+            401,
+            "No webhook verification key is registered for this tenant and provider",
+            [{"field": "token", "issue": "register one with leadron keys webhook-url"}],
+        )
     return payload["t"], verification_key
 
 
@@ -63,18 +66,27 @@ async def _land(request: Request, api: ApiState, tenant: str, mapped: list[tuple
     counts = Counter(o.status for o in outcomes)
     for index, outcome in zip(positions, outcomes):
         if outcome.status == "conflict":
-            rejected.append({"index": index, "status": "rejected", "id": outcome.event_id,
-                             "errors": [{"field": "eventId", "issue": "already used with a different body"}]})
+            rejected.append(
+                {
+                    "index": index,
+                    "status": "rejected",
+                    "id": outcome.event_id,
+                    "errors": [{"field": "eventId", "issue": "already used with a different body"}],
+                }
+            )
     if rejected:
         log.warning("webhook events rejected request_id=%s: %s", request_id(request), orjson.dumps(rejected).decode())
-    data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "skipped": skipped,
-            "rejected": rejected}
+    data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "skipped": skipped, "rejected": rejected}
     # 200 even when some were skipped or rejected: a provider would otherwise retry them forever.
     return json_response(200, success_body(200, "Webhook processed", data, request_id(request)))
 
 
-@router.post("/webhooks/sendgrid/{token}", summary="SendGrid Event Webhook", responses=RESPONSES,
-             openapi_extra=_body({"type": "array", "items": {"type": "object"}}))
+@router.post(
+    "/webhooks/sendgrid/{token}",
+    summary="SendGrid Event Webhook",
+    responses=RESPONSES,
+    openapi_extra=_body({"type": "array", "items": {"type": "object"}}),
+)
 async def sendgrid_webhook(token: str, request: Request, api: State) -> Response:
     tenant, public_key = _tenant(api, "sendgrid", token, request)
     raw = await request.body()
@@ -85,15 +97,20 @@ async def sendgrid_webhook(token: str, request: Request, api: State) -> Response
     return await _land(request, api, tenant, webhooks.sendgrid_events(await _json(request)))
 
 
-@router.post("/webhooks/mailgun/{token}", summary="Mailgun webhook", responses=RESPONSES,
-             openapi_extra=_body({"type": "object"}))
+@router.post(
+    "/webhooks/mailgun/{token}", summary="Mailgun webhook", responses=RESPONSES, openapi_extra=_body({"type": "object"})
+)
 async def mailgun_webhook(token: str, request: Request, api: State) -> Response:
     tenant, signing_key = _tenant(api, "mailgun", token, request)
     payload = await _json(request)
     try:
-        await asyncio.to_thread(webhook_auth.verify_mailgun, signing_key,
-                                payload.get("signature") if isinstance(payload, dict) else None,
-                                api.settings.webhook_tolerance_s, api.replay)
+        await asyncio.to_thread(
+            webhook_auth.verify_mailgun,
+            signing_key,
+            payload.get("signature") if isinstance(payload, dict) else None,
+            api.settings.webhook_tolerance_s,
+            api.replay,
+        )
     except webhook_auth.SignatureError as exc:
         raise _refused(exc) from None
     return await _land(request, api, tenant, [webhooks.mailgun_event(payload)])

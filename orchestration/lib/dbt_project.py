@@ -23,11 +23,16 @@ _FINGERPRINT = TARGET_DIR / "leadron_parse_fingerprint"
 def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
     """A hash of every file dbt parses: models, macros, seeds, tests and dbt_project.yml."""
     digest = hashlib.sha256()
-    files = [root / "dbt_project.yml", *sorted(
-        p for p in (root / "dbt_project").rglob("*")
-        if p.is_file() and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
-        and "target" not in p.relative_to(root / "dbt_project").parts[:1]
-    )]
+    files = [
+        root / "dbt_project.yml",
+        *sorted(
+            p
+            for p in (root / "dbt_project").rglob("*")
+            if p.is_file()
+            and p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"}
+            and "target" not in p.relative_to(root / "dbt_project").parts[:1]
+        ),
+    ]
     for path in files:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())

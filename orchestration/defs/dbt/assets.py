@@ -1,9 +1,8 @@
 """dbt models as Dagster assets; dbt tests as asset checks; sources linked to raw assets."""
 
-
 from collections.abc import Mapping
-from functools import cache
 from datetime import date
+from functools import cache
 from typing import Any
 
 import dagster as dg
@@ -17,9 +16,9 @@ from dagster_dbt import (
 )
 
 from leadron import dimension_state
+from leadron.settings import dbt_env, exported, get_settings
 from orchestration.lib.dbt_project import leadron_dbt_project
 from orchestration.lib.resources import writer_lock
-from leadron.settings import dbt_env, exported, get_settings
 
 
 class LeadronDbtTranslator(DagsterDbtTranslator):
@@ -107,8 +106,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
             if dimensions_changed and not config.full_refresh:
                 context.log.info("dimension snapshots differ from the last build's: rebuilding from all history")
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            yield from dbt.cli(dbt_build_args(full_refresh), context=context,
-                               target_path=project.target_path).stream()
+            yield from dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path).stream()
             with duckdb.connect(str(settings.warehouse_path)) as con:  # only after a successful build
                 dimension_state.record(con, dimensions_now)
 

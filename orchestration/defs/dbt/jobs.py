@@ -29,7 +29,7 @@ def refresh_marts_job() -> dg.UnresolvedAssetJobDefinition:
         selection=dg.AssetSelection.all() - TRAINING_ASSETS - SCORING_ASSETS,
         executor_def=dg.in_process_executor,
         description="Load landed events of the selected days, dbt build the marts incrementally (models + tests) "
-                    "and republish; lead features and scores are left to the daily build.",
+        "and republish; lead features and scores are left to the daily build.",
     )
 
 

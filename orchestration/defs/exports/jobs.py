@@ -23,21 +23,29 @@ class ExportConfig(dg.Config):
     export_id: str | None = None
 
 
-@dg.op(description="Write the export from the published marts (or the landing zone for raw_events) and "
-                   "upload it when object storage is configured.")
+@dg.op(
+    description="Write the export from the published marts (or the landing zone for raw_events) and "
+    "upload it when object storage is configured."
+)
 def write_export(context: dg.OpExecutionContext, config: ExportConfig) -> dg.Output:
     request = ExportRequest.model_validate(config.model_dump(exclude={"export_id"}))
     result = run_export(get_settings(), request, export_id=config.export_id or context.run.run_id.replace("-", ""))
     context.log.info(f"export {result.export_id}: {result.rows:,} rows -> {result.path}")
-    return dg.Output(None, metadata={
-        "export_id": result.export_id, "rows": result.rows, "path": dg.MetadataValue.path(str(result.path)),
-        "object_key": result.object_key or "not uploaded (LEADRON_S3_BUCKET unset)",
-        "data_freshness_watermark": result.data_freshness_watermark or "unknown",
-    })
+    return dg.Output(
+        None,
+        metadata={
+            "export_id": result.export_id,
+            "rows": result.rows,
+            "path": dg.MetadataValue.path(str(result.path)),
+            "object_key": result.object_key or "not uploaded (LEADRON_S3_BUCKET unset)",
+            "data_freshness_watermark": result.data_freshness_watermark or "unknown",
+        },
+    )
 
 
-@dg.job(name=EXPORT_JOB, description="On-demand export of one dataset for one tenant.",
-        executor_def=dg.in_process_executor)
+@dg.job(
+    name=EXPORT_JOB, description="On-demand export of one dataset for one tenant.", executor_def=dg.in_process_executor
+)
 def export_dataset():
     write_export()
 

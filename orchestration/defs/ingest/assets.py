@@ -1,6 +1,5 @@
 """Ingest assets: the landing zone into the warehouse's raw schema."""
 
-
 from datetime import timedelta
 
 import dagster as dg
@@ -74,8 +73,12 @@ def build_dimension_assets() -> dg.AssetsDefinition:
                 context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s), {action}")
                 yield dg.MaterializeResult(
                     asset_key=key,
-                    metadata={"snapshots": load.snapshots, "rows": dg.MetadataValue.int(load.rows),
-                              "latest_snapshot": load.latest_snapshot or "", "reloaded": load.reloaded},
+                    metadata={
+                        "snapshots": load.snapshots,
+                        "rows": dg.MetadataValue.int(load.rows),
+                        "latest_snapshot": load.latest_snapshot or "",
+                        "reloaded": load.reloaded,
+                    },
                 )
 
     return raw_dimensions

@@ -10,8 +10,12 @@ from orchestration.defs.dbt.jobs import REFRESH_JOB
 
 
 def landing_sensor() -> dg.SensorDefinition:
-    @dg.sensor(job_name=REFRESH_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Starts a mart refresh for the days touched by batches landed since the last run.")
+    @dg.sensor(
+        job_name=REFRESH_JOB,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts a mart refresh for the days touched by batches landed since the last run.",
+    )
     def new_landing_batches(context: dg.SensorEvaluationContext):
         settings = get_settings()
         batches = [b for b in landing.event_batches(settings) if b > (context.cursor or "")]

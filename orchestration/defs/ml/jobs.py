@@ -19,23 +19,29 @@ def train_job() -> dg.UnresolvedAssetJobDefinition:
         selection=TRAINING_ASSETS | dg.AssetSelection.assets(["marts", "mart_lead_scores"], ["published", "marts"]),
         executor_def=dg.in_process_executor,
         description="Train a lead-score candidate, promote it if it passes the blocking check, re-score every lead "
-                    "and republish.",
+        "and republish.",
     )
 
 
 def weekly_training_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     # Mondays 03:00 UTC, after the daily build of 00:30 has refreshed the features.
-    return dg.ScheduleDefinition(job=job, cron_schedule="0 3 * * 1", execution_timezone="UTC",
-                                 default_status=dg.DefaultScheduleStatus.RUNNING)
+    return dg.ScheduleDefinition(
+        job=job, cron_schedule="0 3 * * 1", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING
+    )
 
 
 def score_drift_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
-    @dg.sensor(job=job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Retrains when the latest scores drift from the production model's held-back scores "
-                           "(population stability index above LEADRON_ML_PSI_THRESHOLD, default 0.2).")
+    @dg.sensor(
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Retrains when the latest scores drift from the production model's held-back scores "
+        "(population stability index above LEADRON_ML_PSI_THRESHOLD, default 0.2).",
+    )
     def lead_score_drift(context: dg.SensorEvaluationContext):
         records = context.instance.fetch_materializations(
-            dg.AssetKey(["marts", "mart_lead_scores"]), limit=1, ascending=False).records
+            dg.AssetKey(["marts", "mart_lead_scores"]), limit=1, ascending=False
+        ).records
         if not records or str(records[0].storage_id) == context.cursor:
             return dg.SkipReason("no new lead scores")
         event = records[0]
@@ -53,5 +59,6 @@ def score_drift_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinit
 @dg.definitions
 def defs() -> dg.Definitions:
     training = train_job()
-    return dg.Definitions(jobs=[training], schedules=[weekly_training_schedule(training)],
-                          sensors=[score_drift_sensor(training)])
+    return dg.Definitions(
+        jobs=[training], schedules=[weekly_training_schedule(training)], sensors=[score_drift_sensor(training)]
+    )

@@ -15,23 +15,32 @@ PUBLISHED_KEY = dg.AssetKey(["published", "marts"])
 
 
 def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
-    @dg.asset(key=PUBLISHED_KEY, deps=mart_keys, group_name="published", kinds={"parquet", "duckdb"},
-              description="Every mart as Parquet partitioned by tenant (with a manifest: files, rows, schema, "
-                          "freshness watermark) and a read-only DuckDB copy, swapped in atomically under "
-                          "$LEADRON_HOME/published/.")
+    @dg.asset(
+        key=PUBLISHED_KEY,
+        deps=mart_keys,
+        group_name="published",
+        kinds={"parquet", "duckdb"},
+        description="Every mart as Parquet partitioned by tenant (with a manifest: files, rows, schema, "
+        "freshness watermark) and a read-only DuckDB copy, swapped in atomically under "
+        "$LEADRON_HOME/published/.",
+    )
     def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         settings = warehouse.settings()
         with warehouse.writer() as con:
             publication = publish(con, settings.publish_dir)
-        context.log.info(f"published version {publication.version}: {len(publication.tables)} marts, "
-                         f"data fresh to {publication.watermark}")
-        return dg.MaterializeResult(metadata={
-            "version": publication.version,
-            "data_freshness_watermark": publication.watermark or "no events",
-            "duckdb_copy": dg.MetadataValue.path(str(settings.publish_dir / "marts.duckdb")),
-            "manifest": dg.MetadataValue.path(str(publication.folder / "manifest.json")),
-            "rows": dg.MetadataValue.json(publication.tables),
-        })
+        context.log.info(
+            f"published version {publication.version}: {len(publication.tables)} marts, "
+            f"data fresh to {publication.watermark}"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "version": publication.version,
+                "data_freshness_watermark": publication.watermark or "no events",
+                "duckdb_copy": dg.MetadataValue.path(str(settings.publish_dir / "marts.duckdb")),
+                "manifest": dg.MetadataValue.path(str(publication.folder / "manifest.json")),
+                "rows": dg.MetadataValue.json(publication.tables),
+            }
+        )
 
     return published_marts
 

@@ -1,0 +1,12 @@
+{#- Per-type engagement counts of a grouped event set: sends, human opens and clicks (bot rule applied
+    upstream as is_bot), replies, bounces, form submissions and page visits. One definition for the lead
+    engagement mart and the lead features. -#}
+{% macro engagement_counts() %}
+        sum(case when event_type = 'email_sent' then 1 else 0 end) as sends,
+        sum(case when event_type = 'email_open' and not is_bot then 1 else 0 end) as opens,
+        sum(case when event_type = 'link_click' and not is_bot then 1 else 0 end) as clicks,
+        sum(case when event_type = 'email_reply' then 1 else 0 end) as replies,
+        sum(case when event_type = 'email_bounce' then 1 else 0 end) as bounces,
+        sum(case when event_type = 'form_submission' then 1 else 0 end) as form_submissions,
+        sum(case when event_type = 'page_visit' then 1 else 0 end) as page_visits
+{%- endmacro %}
