@@ -56,7 +56,7 @@ UtcTimestamp = Annotated[datetime, AfterValidator(_utc_not_far_future)]
 
 
 class EventIn(BaseModel):
-    """An event as the API receives it (the seed's body plus the optional fields of DESIGN.md)."""
+    """An event as the API receives it (the API reference's body plus the optional fields the README lists)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 

@@ -14,7 +14,7 @@ Reads the event grain `fct_events` (marts; its published copy for the API), whic
 workflow, step, rep, team at the event's time and lead source, so a breakdown is a column of the
 attempt's step-1 event. Runs on DuckDB with every value bound as a parameter; names in the SQL come only
 from the whitelists below. ASOF joins do the matching (measured about 2x faster than cascaded window
-functions, DESIGN.md).
+functions, measured here).
 """
 
 from __future__ import annotations
