@@ -33,6 +33,7 @@ from api_stub.routers import (
     tracking,
     webhooks,
 )
+from api_stub.routers.common import RULES_KEY
 from api_stub.schemas import ApiEventIn, BatchIn
 from api_stub.state import ApiState
 from leadron.settings import Settings, get_settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    app.state.api_routes = [route for module in ROUTERS for route in module.router.routes]  # for 405's Allow
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.openapi = lambda: openapi(app)
     # Outermost first: request ids and the body limit, then the single-event fast path, then FastAPI.
@@ -97,9 +99,15 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ApiEventIn, BatchIn):
+    for name, model in (("ApiEventIn", ApiEventIn), ("BatchIn", BatchIn)):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
-        components[model.__name__] = definition
+        components[name] = definition
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if rules := operation.get(RULES_KEY):
+                operation["responses"]["422"]["description"] = (
+                    "Validation failed: a field breaks its schema, or one of these rules: " + "; ".join(rules) + "."
+                )
     app.openapi_schema = schema
     return schema

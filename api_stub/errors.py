@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from api_stub.deps import request_id
 from api_stub.envelope import ApiError, error_body, json_response
@@ -35,12 +36,22 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
     return json_response(422, error_body(422, "Validation failed", details, request_id(request)))
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method of every route on the request's path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.state.api_routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-    # Keep Starlette's headers (e.g. Allow on 405).
-    return json_response(
-        exc.status_code, error_body(exc.status_code, message, [], request_id(request)), dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})  # Starlette's own headers, Allow on a 405 among them
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return json_response(exc.status_code, error_body(exc.status_code, message, [], request_id(request)), headers)
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api_stub.reading import Day
 from leadron.contract import EventIn, EventType, Id
+from leadron.exports import DATASETS
 
 MAX_BATCH = 1000
 
@@ -204,7 +205,7 @@ class FunnelIn(BaseModel):
 
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    dataset: str = Field(min_length=1, max_length=128, description="A published mart, fct_events or raw_events")
+    dataset: Literal[DATASETS] = Field(description="A published mart, fct_events or raw_events")
     format: Literal["csv", "parquet", "jsonl", "xlsx"] = "csv"
     from_: Day | None = Field(default=None, alias="from", description="First UTC day (inclusive)")
     to: Day | None = Field(default=None, description="Last UTC day (inclusive)")

@@ -50,6 +50,9 @@ DATE_COLUMNS = {
     "fct_events": "event_date",
     RAW_EVENTS: "event_date",
 }
+# Every dataset an export can name: the published marts (those without a date column are exported whole),
+# the event grain and the raw events.
+DATASETS = tuple(sorted({*DATE_COLUMNS, "mart_lead_engagement", "mart_sequence_steps"}))
 FILTER_COLUMNS = {"workflow_id": ("workflow_id", "workflow"), "user_id": ("user_id",), "team_id": ("team_id",)}
 PERSONAL = {RAW_EVENTS: ("ip", "user_agent", "properties")}
 EXCEL_MAX_ROWS = 1_048_575  # one sheet, one header row

@@ -1,6 +1,7 @@
 """Lead scoring for the warehouse: training frames, the promotion rule and scoring.
 
-Pure functions over DataFrames and files (no Dagster); orchestration/defs/ml/assets.py calls them; the model registry is leadron/model_registry.py.
+Pure functions over DataFrames and files (no Dagster); orchestration/defs/ml/assets.py calls them; the model
+registry is leadron/model_registry.py.
 
 - Training rows: ml.ml_lead_features rows whose 90-day label is known; features are every column but
   the identifiers; the split is by snapshot date (the latest snapshots are held back).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 
 def _known_zone(value: str) -> str:
@@ -14,4 +14,9 @@ def _known_zone(value: str) -> str:
     return value
 
 
-TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+# The schema lists every name (so a generated client offers only those); validation names the bad one.
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_known_zone),
+    WithJsonSchema({"type": "string", "enum": sorted(available_timezones() | {"UTC"})}),
+]

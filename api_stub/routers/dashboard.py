@@ -13,9 +13,10 @@ from api_stub import realtime
 from api_stub.deps import AnalyticsRead, HeavyRead, State
 from api_stub.envelope import ApiError
 from api_stub.reading import FromDay, ToDay, day_range, respond, today
-from api_stub.routers.common import PREFIX, READ_ERRORS
+from api_stub.routers.common import PREFIX, RANGE_RULES, READ_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, FunnelIn
 from api_stub.state import ApiState
+from leadron.contract import EVENT_TYPES
 from leadron.funnel import FunnelSpec, FunnelStep
 from leadron.keystore import ApiKey
 from leadron.publish import publication_record
@@ -25,6 +26,8 @@ LeadId = Annotated[str, Path(min_length=1, max_length=128)]
 OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]
 
 router = APIRouter(prefix=PREFIX, tags=["dashboard"])
+_TYPE = "(" + "|".join(EVENT_TYPES) + ")"
+STEPS_PATTERN = f"^{_TYPE}(,{_TYPE}){{1,7}}$"  # 2 to 8 comma-separated event types
 
 
 @router.get(
@@ -35,6 +38,7 @@ router = APIRouter(prefix=PREFIX, tags=["dashboard"])
     "`compareTo=previous_period` the same totals for the period just before. When the range "
     "includes today, `today` adds the events that arrived since the last publication.",
     responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def kpis(
     request: Request,
@@ -86,12 +90,15 @@ async def run_funnel(
     description="`steps` is a comma-separated list of event types (default: the email funnel "
     "email_sent,email_open,link_click,email_reply); window in days; entry days from/to.",
     responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def funnel_get(
     request: Request,
     api: State,
     key: HeavyRead,
-    steps: Annotated[str, Query(min_length=1, max_length=200)] = "email_sent,email_open,link_click,email_reply",
+    steps: Annotated[
+        str, Query(max_length=200, pattern=STEPS_PATTERN)
+    ] = "email_sent,email_open,link_click,email_reply",
     windowDays: Annotated[int, Query(ge=1, le=180)] = 7,
     start: FromDay = None,
     end: ToDay = None,
@@ -118,7 +125,12 @@ async def funnel_get(
     return await run_funnel(request, api, key, body)
 
 
-@router.post("/dashboard/funnel", summary="A custom funnel", responses={200: {"model": DataEnvelope}, **READ_ERRORS})
+@router.post(
+    "/dashboard/funnel",
+    summary="A custom funnel",
+    responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
+)
 async def funnel_post(request: Request, api: State, body: Annotated[FunnelIn, Body()], key: HeavyRead) -> Response:
     return await run_funnel(request, api, key, body)
 
@@ -130,6 +142,7 @@ async def funnel_post(request: Request, api: State, body: Annotated[FunnelIn, Bo
     "(default: the last 12 weeks); per week offset the active (retention) or converted "
     "(conversion) leads and their share of the cohort. Only fully elapsed weeks.",
     responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def cohorts(
     request: Request,
@@ -155,6 +168,7 @@ async def cohorts(
     description="Email counts and rates per team or rep (the rep's team at the time of the activity), "
     "over the weeks (Monday) starting in the range, with touches (sends) per reply.",
     responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def team_performance(
     request: Request,

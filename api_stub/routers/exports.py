@@ -16,7 +16,7 @@ from api_stub.deps import ExportsRead, ExportStart, State
 from api_stub.envelope import ApiError
 from api_stub.reading import not_found, respond
 from api_stub.report_io import MEDIA_TYPES, ObjectId, blocking, export_data, export_quietly, report_error
-from api_stub.routers.common import PREFIX, WRITE_ERRORS
+from api_stub.routers.common import PREFIX, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, ExportIn
 from api_stub.state import ApiState
 from leadron import exports
@@ -49,6 +49,11 @@ async def _stored_export(api: ApiState, tenant: str, export_id: str) -> dict:
     "fields hashed) for the key's tenant, filtered by days and ids, as CSV, Parquet, JSON "
     "Lines or XLSX. Poll `GET /exports/{id}`.",
     responses={202: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(
+        "`to` is not before `from`",
+        "a filter names a column the dataset has (workflowId, userId, teamId)",
+        "the dataset has been published",
+    ),
 )
 async def create_export(request: Request, api: State, body: Annotated[ExportIn, Body()], key: ExportStart) -> Response:
     try:
@@ -110,7 +115,7 @@ async def get_export(request: Request, api: State, exportId: ObjectId, key: Expo
 @router.get(
     "/exports/{exportId}/download",
     summary="Download an export's file",
-    responses={200: {"content": {"application/octet-stream": {}}}, **WRITE_ERRORS},
+    responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}, **WRITE_ERRORS},
     response_class=Response,
 )
 async def download_export(api: State, exportId: ObjectId, key: ExportsRead) -> Response:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from api_stub.deps import AnalyticsRead, State
 from api_stub.reading import FromDay, PageNo, PageSize, ToDay, day_range, paged, respond
-from api_stub.routers.common import PREFIX, READ_ERRORS
+from api_stub.routers.common import PREFIX, RANGE_RULES, READ_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron.reads import leads
 
@@ -23,6 +23,7 @@ router = APIRouter(prefix=PREFIX, tags=["form submissions"])
     "/form-submissions",
     summary="Form submissions, newest first",
     responses={200: {"model": PageEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def form_submissions(
     request: Request,
@@ -46,6 +47,7 @@ async def form_submissions(
     "/form-submissions/summary",
     summary="Per form: submissions, unique leads, leads converted afterwards",
     responses={200: {"model": DataEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def form_submission_summary(
     request: Request,

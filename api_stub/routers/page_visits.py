@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from api_stub.deps import AnalyticsRead, State
 from api_stub.reading import FromDay, PageNo, PageSize, ToDay, day_range, paged, respond
-from api_stub.routers.common import PREFIX, READ_ERRORS
+from api_stub.routers.common import PREFIX, RANGE_RULES, READ_ERRORS, unstated
 from api_stub.schemas import ListEnvelope, PageEnvelope
 from leadron.reads import leads
 
@@ -20,7 +20,10 @@ router = APIRouter(prefix=PREFIX, tags=["page visits"])
 
 
 @router.get(
-    "/page-visits", summary="Page visits, newest first", responses={200: {"model": PageEnvelope}, **READ_ERRORS}
+    "/page-visits",
+    summary="Page visits, newest first",
+    responses={200: {"model": PageEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def page_visits(
     request: Request,
@@ -41,7 +44,10 @@ async def page_visits(
 
 
 @router.get(
-    "/page-visits/top-pages", summary="Most visited pages", responses={200: {"model": ListEnvelope}, **READ_ERRORS}
+    "/page-visits/top-pages",
+    summary="Most visited pages",
+    responses={200: {"model": ListEnvelope}, **READ_ERRORS},
+    openapi_extra=unstated(*RANGE_RULES),
 )
 async def top_pages(
     request: Request,

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from api_stub.deps import AnalyticsRead, HeavyReport, ReportsWrite, State
 from api_stub.reading import PageNo, PageSize, not_found, paged, respond, value
 from api_stub.report_io import ObjectId, ReportIn, blocking, invalid, report_data, report_error, run_data, stored_report
-from api_stub.routers.common import PREFIX, WRITE_ERRORS
+from api_stub.routers.common import PREFIX, REPORT_RULES, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import report_store
 from leadron.reports import ReportDefinition, ReportError, build_query, run_report
@@ -41,6 +41,7 @@ def definition_of(tenant: str, report_id: str, body) -> ReportDefinition:
     description="Metrics and dimensions from the report catalogue (leadron/metric_catalogue.py), filters, "
     "a date range (start/end or lastDays), sort, limit and an optional chart.",
     responses={201: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(*REPORT_RULES),
 )
 async def create_report(request: Request, api: State, body: Annotated[ReportIn, Body()], key: ReportsWrite) -> Response:
     definition = definition_of(key.tenant_id, report_store.new_id("rpt"), body)
@@ -71,6 +72,7 @@ async def get_report(request: Request, api: State, reportId: ObjectId, key: Anal
     "/reports/{reportId}",
     summary="Replace a report's definition",
     responses={200: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(*REPORT_RULES),
 )
 async def put_report(
     request: Request, api: State, reportId: ObjectId, body: Annotated[ReportIn, Body()], key: ReportsWrite
@@ -98,6 +100,7 @@ async def delete_report(request: Request, api: State, reportId: ObjectId, key: R
     status_code=201,
     summary="Run a report now on the published marts",
     responses={201: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(*REPORT_RULES),
 )
 async def run(request: Request, api: State, reportId: ObjectId, key: HeavyReport) -> Response:
     definition: ReportDefinition = (await stored_report(api.settings, key.tenant_id, reportId))["definition"]

@@ -20,7 +20,7 @@ from api_stub.report_io import (
     stored_report,
     stored_schedule,
 )
-from api_stub.routers.common import PREFIX, WRITE_ERRORS
+from api_stub.routers.common import PREFIX, SCHEDULE_RULES, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import report_store
 from leadron.report_delivery import deliveries, public_delivery_error
@@ -43,6 +43,7 @@ def schedule_of(schedule_id: str, body) -> ReportSchedule:
     description="A cron expression or a cadence (daily, weekly "
     "with weekday, monthly with day) at a time in a time zone; recipients; formats (csv, xlsx, pdf, html).",
     responses={201: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(*SCHEDULE_RULES),
 )
 async def create_schedule(
     request: Request, api: State, reportId: ObjectId, body: Annotated[ScheduleIn, Body()], key: ReportsWrite
@@ -90,6 +91,7 @@ async def get_schedule(
     "/reports/{reportId}/schedules/{scheduleId}",
     summary="Replace a schedule",
     responses={200: {"model": DataEnvelope}, **WRITE_ERRORS},
+    openapi_extra=unstated(*SCHEDULE_RULES),
 )
 async def put_schedule(
     request: Request,
