@@ -34,7 +34,7 @@ def write_config(openapi: dict, folder: Path) -> Path:
                 assert all(rule in operation["responses"]["422"]["description"] for rule in operation[RULES_KEY])
                 blocks.append(
                     f'[[operations]]\ninclude-operation-id = "{operation["operationId"]}"\n'
-                    'checks.positive_data_acceptance.expected-statuses = '
+                    "checks.positive_data_acceptance.expected-statuses = "
                     '["2xx", "3xx", "401", "403", "404", "409", "422", "429"]\n'
                 )
     path = folder / "schemathesis.toml"
