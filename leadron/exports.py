@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
@@ -23,8 +22,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import duckdb
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from leadron import metadata
+from leadron.metadata import EXPORTS
 from leadron.publish import publication_record, published_copy
 from leadron.settings import Settings
 
@@ -175,32 +177,30 @@ def export_query(
     return f"SELECT {', '.join(select)} FROM {relation} WHERE {' AND '.join(where)} ORDER BY {order}", params
 
 
-def _store(settings: Settings) -> sqlite3.Connection:
-    settings.exports_dir.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(settings.exports_dir / "exports.sqlite")
-    con.execute("""CREATE TABLE IF NOT EXISTS exports (
-        export_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, request TEXT NOT NULL, status TEXT NOT NULL,
-        rows INTEGER, path TEXT, object_key TEXT, url TEXT, data_freshness_watermark TEXT, error TEXT,
-        created_at TEXT NOT NULL, finished_at TEXT)""")
-    return con
-
-
 def record(settings: Settings, export_id: str, request: ExportRequest, queue_limit: int | None = None) -> bool:
     """Record a new running export; False (nothing recorded) when the tenant already has `queue_limit`
     exports running (started within QUEUE_WINDOW: one a crash left 'running' frees its place)."""
     now = datetime.now(UTC)
-    with closing(_store(settings)) as con, con:
-        con.execute("BEGIN IMMEDIATE")  # count and insert under one write lock (API workers share the file)
+    with metadata.engine(settings).begin() as con, metadata.locked(con, EXPORTS):
+        # count and insert under one write lock (the API workers share the store)
         if queue_limit is not None:
             running = con.execute(
-                "SELECT count(*) FROM exports WHERE tenant_id = ? AND status = 'running' AND created_at > ?",
-                [request.tenant_id, (now - QUEUE_WINDOW).isoformat()],
-            ).fetchone()[0]
+                sa.select(sa.func.count()).where(
+                    EXPORTS.c.tenant_id == request.tenant_id,
+                    EXPORTS.c.status == "running",
+                    EXPORTS.c.created_at > (now - QUEUE_WINDOW).isoformat(),
+                )
+            ).scalar_one()
             if running >= queue_limit:
                 return False
         con.execute(
-            "INSERT INTO exports (export_id, tenant_id, request, status, created_at) VALUES (?, ?, ?, ?, ?)",
-            [export_id, request.tenant_id, request.model_dump_json(), "running", now.isoformat()],
+            EXPORTS.insert().values(
+                export_id=export_id,
+                tenant_id=request.tenant_id,
+                request=request.model_dump_json(),
+                status="running",
+                created_at=now.isoformat(),
+            )
         )
     return True
 
@@ -225,19 +225,17 @@ def download_url(settings: Settings, stored: dict) -> str | None:
 
 def get_export(settings: Settings, tenant_id: str, export_id: str) -> dict | None:
     """An export of this tenant (another tenant's id reads as missing)."""
-    with closing(_store(settings)) as con:
-        con.row_factory = sqlite3.Row
+    with metadata.engine(settings).connect() as con:
         row = con.execute(
-            "SELECT * FROM exports WHERE export_id = ? AND tenant_id = ?", [export_id, tenant_id]
-        ).fetchone()
-    return dict(row) if row else None
+            sa.select(EXPORTS).where(EXPORTS.c.export_id == export_id, EXPORTS.c.tenant_id == tenant_id)
+        ).first()
+    return dict(row._mapping) if row else None
 
 
 def _finish(settings: Settings, export_id: str, **values) -> None:
     values["finished_at"] = datetime.now(UTC).isoformat()
-    assignments = ", ".join(f"{k} = ?" for k in values)  # keys are this module's literals
-    with closing(_store(settings)) as con, con:
-        con.execute(f"UPDATE exports SET {assignments} WHERE export_id = ?", [*values.values(), export_id])
+    with metadata.engine(settings).begin() as con:
+        con.execute(EXPORTS.update().where(EXPORTS.c.export_id == export_id).values(**values))
 
 
 def run_export(settings: Settings, request: ExportRequest, export_id: str | None = None) -> ExportResult:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import sqlalchemy as sa
 
+from leadron import metadata
 from leadron import report_render as render
 from leadron.mailer import SmtpSettings, build_message, send
+from leadron.metadata import DELIVERIES
 from leadron.publish import publication_record, published_copy
 from leadron.report_schedules import ReportSchedule
 from leadron.report_store import all_definitions
@@ -56,40 +58,41 @@ def find_schedule(settings: Settings, report_id: str, schedule_id: str) -> tuple
     raise LookupError(f"report {report_id!r} has no schedule {schedule_id!r} in {settings.reports_dir}")
 
 
-def _store(settings: Settings) -> sqlite3.Connection:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(settings.home / "deliveries.sqlite")
-    con.execute("""CREATE TABLE IF NOT EXISTS deliveries (
-        delivery_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, report_id TEXT NOT NULL, schedule_id TEXT NOT NULL,
-        due_at TEXT NOT NULL, status TEXT NOT NULL, recipients TEXT, subject TEXT, formats TEXT, rows INTEGER,
-        data_freshness_watermark TEXT, publication_version TEXT, sent_at TEXT, error TEXT)""")
-    return con
-
-
 def public_delivery_error(error: str | None) -> str | None:
     """What a tenant is told of a failed delivery (the details stay in the store and the run's log)."""
     return None if error is None else "the delivery failed; the operator has the details"
 
 
+def _where(tenant_id: str, report_id: str, schedule_id: str | None) -> list:
+    where = [DELIVERIES.c.tenant_id == tenant_id, DELIVERIES.c.report_id == report_id]
+    if schedule_id is not None:
+        where.append(DELIVERIES.c.schedule_id == schedule_id)
+    return where
+
+
 def deliveries(settings: Settings, tenant_id: str, report_id: str, schedule_id: str | None = None) -> list[dict]:
     """A report's deliveries (of one schedule when given), oldest first."""
-    with closing(_store(settings)) as con:
-        con.row_factory = sqlite3.Row
-        return [
-            dict(r)
-            for r in con.execute(
-                "SELECT * FROM deliveries WHERE tenant_id = ? AND report_id = ? AND (? IS NULL OR schedule_id = ?) "
-                "ORDER BY due_at, sent_at",
-                [tenant_id, report_id, schedule_id, schedule_id],
-            )
-        ]
+    query = sa.select(DELIVERIES).where(*_where(tenant_id, report_id, schedule_id))
+    with metadata.engine(settings).connect() as con:
+        rows = con.execute(query.order_by(DELIVERIES.c.due_at, DELIVERIES.c.sent_at, DELIVERIES.c.delivery_id))
+        return [dict(r._mapping) for r in rows]
+
+
+def delivery_page(
+    settings: Settings, tenant_id: str, report_id: str, schedule_id: str, offset: int, limit: int
+) -> tuple[list[dict], int]:
+    """One page of a schedule's deliveries, newest first, and how many there are (paged in the store)."""
+    where = _where(tenant_id, report_id, schedule_id)
+    newest = (DELIVERIES.c.due_at.desc(), DELIVERIES.c.sent_at.desc(), DELIVERIES.c.delivery_id.desc())
+    with metadata.engine(settings).connect() as con:
+        total = con.execute(sa.select(sa.func.count()).select_from(DELIVERIES).where(*where)).scalar_one()
+        rows = con.execute(sa.select(DELIVERIES).where(*where).order_by(*newest).offset(offset).limit(limit))
+        return [dict(r._mapping) for r in rows], total
 
 
 def _record(settings: Settings, **row) -> None:
-    with closing(_store(settings)) as con, con:
-        con.execute(
-            f"INSERT INTO deliveries ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-        )
+    with metadata.engine(settings).begin() as con:
+        con.execute(DELIVERIES.insert().values(**row))
 
 
 def record_failure(settings: Settings, tenant_id: str, report_id: str, schedule_id: str, error: str) -> None:

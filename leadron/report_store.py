@@ -1,14 +1,13 @@
-"""The metadata store: reports, their schedules and their runs created through the API.
+"""Reports, their schedules and their runs created through the API, in the metadata store.
 
-SQLAlchemy Core on LEADRON_METADATA_URL (default: SQLite at $LEADRON_HOME/metadata.sqlite; a
-postgresql+psycopg:// URL selects PostgreSQL). Every read and write is scoped by tenant: another
-tenant's id reads as missing. The Dagster schedule sensor reads `all_definitions`, which joins these
-reports (with their schedules) to the YAML-defined ones, so both are delivered by the same machinery.
+The tables live in leadron/metadata.py (LEADRON_METADATA_URL: SQLite or PostgreSQL). Every read and write is
+scoped by tenant: another tenant's id reads as missing. The Dagster schedule sensor reads `all_definitions`,
+which joins these reports (with their schedules) to the YAML-defined ones, so both are delivered by the same
+machinery.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import uuid
@@ -17,62 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from leadron.metadata import REPORTS, RUNS, SCHEDULES, engine, locked
 from leadron.report_schedules import MAX_SCHEDULES_PER_TENANT, ReportSchedule
 from leadron.reports import ReportDefinition, load_definitions
 from leadron.settings import Settings
 
 log = logging.getLogger("leadron.reports")
-
-META = sa.MetaData()
-REPORTS = sa.Table(
-    "reports",
-    META,
-    sa.Column("report_id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
-    sa.Column("definition", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
-SCHEDULES = sa.Table(
-    "report_schedules",
-    META,
-    sa.Column("schedule_id", sa.String(64), primary_key=True),
-    sa.Column("report_id", sa.String(64), nullable=False, index=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("schedule", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
-RUNS = sa.Table(
-    "report_runs",
-    META,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("report_id", sa.String(64), nullable=False, index=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("row_count", sa.Integer),
-    sa.Column("rows", sa.Text),
-    sa.Column("publication_version", sa.String(40)),
-    sa.Column("data_fresh_as_of", sa.String(40)),
-    sa.Column("error", sa.Text),
-)
-
-
-def metadata_url(settings: Settings) -> str:
-    return settings.metadata_url or f"sqlite:///{settings.home / 'metadata.sqlite'}"
-
-
-@functools.cache
-def _engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, future=True)
-    META.create_all(engine)
-    return engine
-
-
-def engine(settings: Settings) -> sa.Engine:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return _engine(metadata_url(settings))
 
 
 def _now() -> str:
@@ -168,7 +117,7 @@ class ScheduleLimitError(ValueError):
 
 def create_schedule(settings: Settings, tenant_id: str, report_id: str, schedule: ReportSchedule) -> dict:
     now = _now()
-    with engine(settings).begin() as con:
+    with engine(settings).begin() as con, locked(con, SCHEDULES):  # count and insert atomically
         count = con.execute(
             sa.select(sa.func.count()).select_from(SCHEDULES).where(SCHEDULES.c.tenant_id == tenant_id)
         ).scalar_one()

@@ -145,3 +145,24 @@ def smtp():
         )
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """A real PostgreSQL 15 server on 127.0.0.1 for the whole session (tests/postgres_server.py)."""
+    from tests.postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_home(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """An empty LEADRON_HOME whose metadata store is SQLite (the default) or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        monkeypatch.setenv("LEADRON_METADATA_URL", server.url(server.new_database()))
+    else:
+        monkeypatch.delenv("LEADRON_METADATA_URL", raising=False)
+    return use_home(monkeypatch, tmp_path / "leadron_home")

@@ -323,7 +323,7 @@ def test_schedules_that_never_fire_fire_too_often_or_mail_too_many_are_refused(s
 
 
 def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_path, monkeypatch):
-    from leadron import report_store
+    from leadron import metadata, report_store
     from leadron.publish import publish
     from leadron.report_schedules import ReportSchedule
     from leadron.reports import ReportDefinition
@@ -340,10 +340,10 @@ def test_one_bad_schedule_never_stops_the_others_and_downtime_sends_once(tmp_pat
             ReportSchedule(id=f"daily-{tenant}", cadence="daily", time="00:00", recipients=["a@b.example"]),
         )
     # A schedule stored before the rule existed (or by hand): its cron never fires.
-    with report_store.engine(settings).begin() as con:
+    with metadata.engine(settings).begin() as con:
         con.execute(
-            report_store.SCHEDULES.update()
-            .where(report_store.SCHEDULES.c.tenant_id == "acme")
+            metadata.SCHEDULES.update()
+            .where(metadata.SCHEDULES.c.tenant_id == "acme")
             .values(schedule=json.dumps({"id": "daily-acme", "cron": "0 0 31 2 *", "recipients": ["a@b.example"]}))
         )
     publish_marts_for_freshness(settings, publish)

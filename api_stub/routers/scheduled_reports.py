@@ -23,7 +23,7 @@ from api_stub.report_io import (
 from api_stub.routers.common import PREFIX, SCHEDULE_RULES, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import report_store
-from leadron.report_delivery import deliveries, public_delivery_error
+from leadron.report_delivery import delivery_page, public_delivery_error
 from leadron.report_schedules import ReportSchedule
 
 router = APIRouter(prefix=PREFIX, tags=["scheduled reports"])
@@ -139,10 +139,11 @@ async def list_deliveries(
     limit: PageSize = 50,
 ) -> Response:
     await stored_schedule(api.settings, key.tenant_id, reportId, scheduleId)
-    rows = (await blocking(deliveries, api.settings, key.tenant_id, reportId, scheduleId))[::-1]
-    chunk = rows[(page - 1) * limit : page * limit]
+    rows, total = await blocking(
+        delivery_page, api.settings, key.tenant_id, reportId, scheduleId, (page - 1) * limit, limit
+    )
     shown = [
         shape(r | {"error": public_delivery_error(r["error"])}, drop=("tenant_id", "report_id", "schedule_id"))
-        for r in chunk
+        for r in rows
     ]
-    return paged(request, "Deliveries", shown, len(rows), page, limit)
+    return paged(request, "Deliveries", shown, total, page, limit)
