@@ -15,6 +15,7 @@ from api_stub.ratelimit import COST, ClientLimits, RateLimiter
 from leadron import webhook_auth
 from leadron.bot_rule import bot_rule
 from leadron.keystore import ApiKey, KeyStore
+from leadron.retention import remove_stale_partials
 from leadron.settings import Settings
 
 
@@ -49,6 +50,7 @@ class ApiState:
         self.bot_rule = bot_rule()
 
     def start(self) -> None:
+        remove_stale_partials(self.settings)  # what a killed publication or landing write left behind
         self.store.start()
 
     def close(self) -> None:

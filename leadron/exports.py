@@ -310,3 +310,11 @@ def _s3(settings: Settings):
     import boto3
 
     return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+
+
+def delete_files(settings: Settings, stored: dict) -> None:
+    """An export's file and its uploaded copy (retention: leadron/retention.py)."""
+    if stored.get("path"):
+        Path(stored["path"]).unlink(missing_ok=True)
+    if stored.get("object_key") and settings.s3_bucket:
+        _s3(settings).delete_object(Bucket=settings.s3_bucket, Key=stored["object_key"])

@@ -59,6 +59,12 @@ class Settings:
     s3_endpoint_url: str | None
     s3_url_ttl_s: int
     metadata_url: str | None
+    retention_api_log_days: float
+    retention_export_days: float
+    retention_report_runs: int
+    retention_delivery_days: float
+    retention_dagster_run_days: float
+    stale_partial_s: float
 
     @property
     def events_landing_dir(self) -> Path:
@@ -252,6 +258,12 @@ def get_settings() -> Settings:
         s3_endpoint_url=os.environ.get("LEADRON_S3_ENDPOINT_URL") or None,
         s3_url_ttl_s=int(_env("LEADRON_S3_URL_TTL", "3600")),
         metadata_url=os.environ.get("LEADRON_METADATA_URL") or None,
+        retention_api_log_days=float(_env("LEADRON_RETENTION_API_LOG_DAYS", "7")),
+        retention_export_days=float(_env("LEADRON_RETENTION_EXPORT_DAYS", "7")),
+        retention_report_runs=int(_env("LEADRON_RETENTION_REPORT_RUNS", "100")),
+        retention_delivery_days=float(_env("LEADRON_RETENTION_DELIVERY_DAYS", "365")),
+        retention_dagster_run_days=float(_env("LEADRON_RETENTION_DAGSTER_RUN_DAYS", "30")),
+        stale_partial_s=float(_env("LEADRON_STALE_PARTIAL_SECONDS", "3600")),
     )
 
 

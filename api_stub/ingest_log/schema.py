@@ -36,6 +36,8 @@ def init_schema(path: Path) -> None:
             PRIMARY KEY (tenant_id, route, idem_key));
         CREATE TABLE IF NOT EXISTS seal_state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
         INSERT OR IGNORE INTO seal_state VALUES (1, 0);
+        -- When each run of the sealer landed the batches up to last_seq: what retention may drop, and when.
+        CREATE TABLE IF NOT EXISTS seal_log (last_seq INTEGER PRIMARY KEY, sealed_at TEXT NOT NULL);
     """)
     if "refs" not in {row[1] for row in con.execute("PRAGMA table_info(batches)")}:
         con.execute("ALTER TABLE batches ADD COLUMN refs BLOB")  # NULL: StatusIndex reads the lines instead

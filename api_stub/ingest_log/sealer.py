@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,6 +52,10 @@ class Sealer:
                         landing.land_events(self.settings, table, source="api")
                     # A crash between landing and this update lands the rows again: raw dedups them.
                     con.execute("UPDATE seal_state SET last_seq = ? WHERE id = 1", (rows[-1][0],))
+                    con.execute(
+                        "INSERT OR REPLACE INTO seal_log VALUES (?, ?)",
+                        (rows[-1][0], datetime.now(UTC).isoformat()),
+                    )
                     sealed += table.num_rows
             finally:
                 con.close()

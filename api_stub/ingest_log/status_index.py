@@ -23,7 +23,7 @@ import orjson
 from filelock import FileLock
 
 KINDS = {"message_id": b"m", "workflow_execution_id": b"x"}
-_POSITION_BITS = 16  # a batch holds at most 65,536 events (1,000 by the API's rule)
+POSITION_BITS = 16  # a batch holds at most 65,536 events (1,000 by the API's rule)
 
 
 def key(tenant_id: str, column: str, value: str) -> int:
@@ -77,7 +77,7 @@ class StatusIndex:
                     for position, tenant, message, execution in (
                         orjson.loads(refs) if refs is not None else _refs_of_lines(lines)
                     ):
-                        location = seq << _POSITION_BITS | position
+                        location = seq << POSITION_BITS | position
                         if message is not None:
                             rows.add((key(tenant, "message_id", message), location))
                         if execution is not None:
@@ -98,8 +98,8 @@ class StatusIndex:
             locations = self._con.execute(
                 "SELECT location FROM refs WHERE key = ?", (key(tenant_id, column, value),)
             ).fetchall()
-        mask = (1 << _POSITION_BITS) - 1
-        return [(location >> _POSITION_BITS, location & mask) for (location,) in locations]
+        mask = (1 << POSITION_BITS) - 1
+        return [(location >> POSITION_BITS, location & mask) for (location,) in locations]
 
     def close(self) -> None:
         with self._lock:

@@ -33,8 +33,9 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -49,12 +50,14 @@ from api_stub.ingest_log.records import (
     decoded,
     refs_blob,
 )
+from api_stub.ingest_log.retention import prune_log
 from api_stub.ingest_log.schema import INSERT_INDEX, connect, init_schema
 from api_stub.ingest_log.sealer import Sealer
 from api_stub.ingest_log.status_index import StatusIndex
 from leadron.settings import Settings
 
 log = logging.getLogger("leadron.api.store")
+RETENTION_EVERY_S = 3600  # the retention window is days: once an hour is plenty
 
 MAX_GROUP = 20_000  # events per group commit at most
 WAL_RESTART_BYTES = 64 * 2**20  # the WAL is started over from about this size
@@ -81,6 +84,7 @@ class EventStore:
     def start(self) -> None:
         self.sealer.seal()  # whatever a crash left unsealed
         self.status.catch_up()  # a backlog (a log of the old layout, a long stop) before the first status request
+        self.apply_retention()
         self._writer.start()
         self._sealer.start()
         self._upkeep.start()
@@ -179,7 +183,7 @@ class EventStore:
                     idem.request_hash,
                     committed.status,
                     committed.body,
-                    datetime.now().isoformat(),
+                    datetime.now(UTC).isoformat(),
                 ),
             )
         return committed
@@ -270,12 +274,21 @@ class EventStore:
 
     def _upkeep_loop(self) -> None:
         """Index message and execution ids; checkpoint the WAL without blocking writers."""
+        pruned_at = time.monotonic()
         while not self._stop.wait(self.settings.api_status_index_interval_s):
             try:
                 self.status.catch_up()
                 self._checkpoint()
+                if time.monotonic() - pruned_at > RETENTION_EVERY_S:
+                    pruned_at = time.monotonic()
+                    self.apply_retention()
             except Exception:
-                log.exception("upkeep of the API log (status index, checkpoint) failed; will retry")
+                log.exception("upkeep of the API log (status index, checkpoint, retention) failed; will retry")
+
+    def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
+        """Drop batches sealed more than LEADRON_RETENTION_API_LOG_DAYS ago (ingest_log/retention.py)."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.retention_api_log_days)
+        return prune_log(self.path, cutoff)
 
     def seal(self, limit: int = 5_000) -> int:
         return self.sealer.seal(limit)

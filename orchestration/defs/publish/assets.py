@@ -7,6 +7,7 @@ included) fails the dbt step and this asset does not run: readers keep the last 
 import dagster as dg
 
 from leadron.publish import publish
+from leadron.retention import remove_stale_partials
 from orchestration.defs.dbt.assets import dbt_mart_keys
 from orchestration.defs.ml.assets import SCORES_KEY
 from orchestration.lib.resources import WarehouseResource
@@ -26,6 +27,7 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
     )
     def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         settings = warehouse.settings()
+        remove_stale_partials(settings)  # a publication killed midway left its .partial folder
         with warehouse.writer() as con:
             publication = publish(con, settings.publish_dir)
         context.log.info(
