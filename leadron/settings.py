@@ -65,6 +65,7 @@ class Settings:
     retention_delivery_days: float
     retention_dagster_run_days: float
     stale_partial_s: float
+    landing_sensor_interval_s: int
 
     @property
     def events_landing_dir(self) -> Path:
@@ -264,6 +265,7 @@ def get_settings() -> Settings:
         retention_delivery_days=float(_env("LEADRON_RETENTION_DELIVERY_DAYS", "365")),
         retention_dagster_run_days=float(_env("LEADRON_RETENTION_DAGSTER_RUN_DAYS", "30")),
         stale_partial_s=float(_env("LEADRON_STALE_PARTIAL_SECONDS", "3600")),
+        landing_sensor_interval_s=int(_env("LEADRON_LANDING_SENSOR_INTERVAL", "60")),
     )
 
 

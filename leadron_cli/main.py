@@ -166,6 +166,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from leadron_cli.up import up
+
+    return up(args.host, args.port, args.workers, args.dagster_port)
+
+
 def _keystore():
     from leadron.keystore import KeyStore
 
@@ -331,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
         "for ingestion at volume)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "up",
+        help="run the API, the Dagster webserver and the Dagster daemon together",
+        description="Start and supervise the long-lived processes: the API, the Dagster webserver and the Dagster "
+        "daemon (sensors and schedules). SIGTERM stops them all cleanly.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="the API's port (default 8000)")
+    p.add_argument("--workers", type=_positive, default=1, help="API server processes (default 1)")
+    p.add_argument("--dagster-port", type=int, default=3000, help="the Dagster webserver's port (default 3000)")
+    p.set_defaults(func=cmd_up)
 
     keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
     ksub = keys.add_subparsers(dest="keys_command", required=True)

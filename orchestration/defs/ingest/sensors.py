@@ -12,7 +12,7 @@ from orchestration.defs.dbt.jobs import REFRESH_JOB
 def landing_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         job_name=REFRESH_JOB,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=get_settings().landing_sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Starts a mart refresh for the days touched by batches landed since the last run.",
     )
