@@ -377,3 +377,32 @@ def test_sigkilled_publications_and_landing_writes_leave_nothing_and_readers_see
                 f"SELECT count(*) FROM read_parquet('{settings.events_landing_dir}/batch={batch}/**/*.parquet')"
             ).fetchall()[0][0]
             assert rows == 5000
+
+
+def test_a_writer_killed_holding_the_warehouse_lock_never_blocks_the_next(home, monkeypatch):
+    """The lock is a kernel flock: it dies with its holder, whatever file a SIGKILL leaves behind."""
+    from orchestration.lib.resources import writer_lock
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom leadron.settings import get_settings\n"
+            "from orchestration.lib.resources import writer_lock\n"
+            "with writer_lock(get_settings()):\n    print('held', flush=True)\n    time.sleep(600)\n",
+        ],
+        env={**os.environ, "LEADRON_HOME": str(home.home)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert home.writer_lock_path.exists()  # the lock file stays behind
+    monkeypatch.setenv("LEADRON_WRITER_LOCK_TIMEOUT", "5")
+    from leadron.settings import get_settings
+
+    started = time.monotonic()
+    with writer_lock(get_settings()):
+        pass
+    assert time.monotonic() - started < 5
