@@ -166,3 +166,6 @@ def metadata_home(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> S
     else:
         monkeypatch.delenv("LEADRON_METADATA_URL", raising=False)
     return use_home(monkeypatch, tmp_path / "leadron_home")
+
+
+from tests.read_api import api  # noqa: E402, F401 - the read API modules' server fixture (one per module)

@@ -67,7 +67,7 @@ def test_dbt_project_is_sql_only():
 def test_no_source_file_over_400_lines():
     long = [
         f"{p.relative_to(ROOT)}: {n}"
-        for package in ALLOWED
+        for package in [*ALLOWED, "tests", "bench"]
         for p in (ROOT / package).rglob("*.py")
         if (n := len(p.read_text().splitlines())) > 420
     ]

@@ -1,0 +1,6 @@
+{#- Rows for which `expression` does not hold. -#}
+{% test expression_is_true(model, expression) %}
+    select *
+    from {{ model }}
+    where not ({{ expression }})
+{% endtest %}
