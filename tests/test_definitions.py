@@ -46,7 +46,11 @@ def test_definitions_hold_raw_dbt_assets_checks_job_schedule_sensor(home):
     assert len(checks) >= 50
     assert any(c.startswith("expression_is_true_mart_email_performance_daily") for c in checks)
     assert defs.resolve_job_def("build_warehouse") is not None
-    assert sorted(s.name for s in defs.schedules) == ["build_warehouse_schedule", "train_lead_score_model_schedule"]
+    assert sorted(s.name for s in defs.schedules) == [
+        "build_warehouse_schedule",
+        "prune_history_schedule",
+        "train_lead_score_model_schedule",
+    ]
     assert sorted(s.name for s in defs.sensors) == [
         "email_data_team_on_failure",
         "lead_score_drift",
