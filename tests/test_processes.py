@@ -204,3 +204,21 @@ def test_a_writer_killed_holding_the_warehouse_lock_never_blocks_the_next(home, 
     with writer_lock(get_settings()):
         pass
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_exits_on_sigterm_within_10_s_and_seals_what_it_committed(tmp_path, workers):
+    from tests.api_server import Server, post_json
+
+    home = tmp_path / "home"
+    home.mkdir()
+    server = Server(home, {"LEADRON_SEAL_INTERVAL": "3600"}, workers=workers).start()  # only the stop seals
+    client = server.client(server.create_key("acme"))
+    event = {"eventId": "term-1", "eventType": "email_sent", "messageId": "term-m1"}
+    assert post_json(client, "/v1/analytics/events", event).status_code == 201
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught (exit -15), as a service manager expects
+    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM) and time.monotonic() - started < 10
+    landed = duckdb.sql(f"SELECT event_id FROM read_parquet('{home}/landing/events/**/*.parquet')").fetchall()
+    assert landed == [("term-1",)]
