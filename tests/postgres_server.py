@@ -24,6 +24,16 @@ def _as_postgres(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
 
 
+def _install_if_missing() -> None:
+    """Debian's postgresql-15 is on these machines; a machine without it gets it here, as CI installs what it
+    needs itself."""
+    if (PG_BIN / "initdb").exists() or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = "apt-get install -y -q postgresql-15 || (apt-get update -q && apt-get install -y -q postgresql-15)"
+    subprocess.run(["sh", "-c", command], check=True, capture_output=True, env=env, timeout=900)
+
+
 class PostgresServer:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="leadron-pg-"))
@@ -32,6 +42,7 @@ class PostgresServer:
         self.password = uuid.uuid4().hex
 
     def start(self) -> PostgresServer:
+        _install_if_missing()
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
         pwfile = self.folder / "pw"
