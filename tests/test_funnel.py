@@ -153,3 +153,57 @@ def test_default_funnel_marts_equal_plain_python(generated_build):
     )
     _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_web"), web, 2, "lead_source")
     assert sum(len(v) for v in email.values()) > 1000
+
+
+def test_the_portable_funnel_sql_equals_the_asof_form(generated_build, tmp_path):
+    """macros/funnel.sql's default (join + min(), what other engines run) and its DuckDB ASOF form give the same
+    per-lead stage and the same marts on the same events."""
+    import shutil
+    import subprocess
+
+    import duckdb
+
+    from leadron.settings import PROJECT_ROOT, dbt_env, exported
+    from orchestration.lib.dbt_project import DBT_DIR, dbt_executable
+
+    settings, _ = generated_build
+    copy = tmp_path / "portable.duckdb"
+    shutil.copyfile(settings.warehouse_path, copy)
+    models = ["int_funnel_email_attempts", "int_funnel_web_attempts", "mart_funnel_email", "mart_funnel_web"]
+    with exported({**dbt_env(settings), "LEADRON_WAREHOUSE_PATH": str(copy)}):
+        done = subprocess.run(
+            [
+                dbt_executable(),
+                "run",
+                "--full-refresh",
+                "--select",
+                *models,
+                "--vars",
+                "{funnel_portable: true}",
+                "--profiles-dir",
+                str(DBT_DIR),
+                "--target-path",
+                str(tmp_path / "target"),
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stdout[-3000:]
+    schemas = {
+        "int_funnel_email_attempts": "intermediate",
+        "int_funnel_web_attempts": "intermediate",
+        "mart_funnel_email": "marts",
+        "mart_funnel_web": "marts",
+    }
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{settings.warehouse_path}' AS by_asof (READ_ONLY)")
+        con.execute(f"ATTACH '{copy}' AS portable (READ_ONLY)")
+        for model, schema in schemas.items():
+            columns = [r[0] for r in con.execute(f"DESCRIBE by_asof.{schema}.{model}").fetchall()]
+            # Seconds are averages and medians of the same millisecond gaps: equal to 1e-9 s.
+            shown = ", ".join(f"round({c}, 9)" if "seconds" in c or "conversion" in c else c for c in columns)
+            one = con.execute(f"SELECT {shown} FROM by_asof.{schema}.{model} ORDER BY ALL").fetchall()
+            two = con.execute(f"SELECT {shown} FROM portable.{schema}.{model} ORDER BY ALL").fetchall()
+            assert one == two and len(one) > 0, model

@@ -9,7 +9,8 @@
     funnel_attempts(events, steps, window_seconds, entity, carried, touched_since) selects one row per entity:
     tenant_id, entity, t1, the carried columns (of the step-1 event), t2..tn, depth. With touched_since (a SQL
     date expression) only entities with a step event on or after that day are derived (an incremental run).
-    DuckDB matches each step with an ASOF join; the portable default with a join and min(). -#}
+    DuckDB matches each step with an ASOF join; the portable default with a join and min() (var funnel_portable
+    forces the default on any engine: tests/test_funnel.py holds both formulations equal on DuckDB). -#}
 
 {% macro funnel_attempts(events, steps, window_seconds, entity, carried=[], touched_since=none) -%}
 with
@@ -42,7 +43,11 @@ a1 as (
 e{{ k }} as (
     select tenant_id, entity, occurred_at from ev where event_type = '{{ steps[k - 1] }}'
 ),
+{%- if var('funnel_portable', false) %}
+{{ default__funnel_next_step(k, steps, window_seconds, carried) }},
+{%- else %}
 {{ adapter.dispatch('funnel_next_step', 'leadron')(k, steps, window_seconds, carried) }},
+{%- endif %}
 {%- endfor %}
 ranked as (
     select a{{ steps | length }}.*,
