@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -75,6 +76,13 @@ def build(settings: Settings, partition=None):
     assert outcome.success, f"build failed at {outcome.failed_steps}"
     assert not outcome.failed_checks, outcome.failed_checks
     return outcome
+
+
+def leadron(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The `leadron` CLI in a subprocess, as an operator types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadron_cli.main", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:

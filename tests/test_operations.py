@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,15 +17,9 @@ import sqlalchemy as sa
 import yaml
 
 from leadron import metadata
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, leadron
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def leadron(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "leadron_cli.main", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 @pytest.mark.slow

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.test_operations import leadron
+from tests.conftest import FIXTURES, leadron
 
 
 # ---- production processes ------------------------------------------------------------------------------
