@@ -164,7 +164,8 @@ def test_incremental_runs_equal_a_full_build(tmp_path, monkeypatch):
     lone_days = "SELECT send_date, sent FROM marts.mart_email_performance_daily WHERE send_date < '2025-12-30'"
     assert query(incremental_home, lone_days) == [(date(2025, 12, 14), 1)]
     lone_weeks = (
-        "SELECT week_start, sends, human_engagements FROM intermediate.int_lead_weeks WHERE week_start < '2025-12-29'"
+        "SELECT week_start, sends, human_engagements FROM intermediate.int_lead_weeks WHERE week_start < '2025-12-29' "
+        "ORDER BY week_start"  # rows come in no set order without it
     )
     assert query(incremental_home, lone_weeks) == [(date(2025, 12, 8), 1, 0), (date(2025, 12, 22), 1, 0)]
 
