@@ -17,12 +17,13 @@ from typing import Annotated, Any
 from fastapi import Header
 from pydantic import ValidationError
 
-from api_stub.envelope import ApiError, error_body, iso_ms, success_body
+from api_stub.envelope import ApiError, error_body, success_body
 from api_stub.ingest_log.records import IdempotencyRecord, Outcome, StoredEvent, Submission, encode_event, encode_events
 from api_stub.schemas import ApiEventIn, BatchIn, ValidBatchIn
 from api_stub.state import ApiState
 from leadron.contract import describe_errors
 from leadron.keystore import ApiKey
+from leadron.reads.shaping import iso_ms
 
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")  # visible ASCII, as in the OpenAPI document
 IdempotencyHeader = Annotated[
@@ -37,6 +38,18 @@ IdempotencyHeader = Annotated[
 
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+REUSED_EVENT_ID = {"field": "eventId", "issue": "already used with a different body"}
+
+
+def rejected(index: int, event_id: str | None, errors: list[dict[str, str]]) -> dict[str, Any]:
+    """One event's result in a batch or webhook answer when it is not stored."""
+    return {"index": index, "status": "rejected", "id": event_id, "errors": errors}
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)]
 
 
 def validation_error(exc: ValidationError) -> ApiError:
@@ -119,7 +132,7 @@ async def ingest_one(
             return 409, error_body(
                 409,
                 "eventId was already used for a different event",
-                [{"field": "eventId", "issue": "already used with a different body"}],
+                [REUSED_EVENT_ID],
                 rid,
             )
         return 201, success_body(201, "Event ingested", _event_data(outcome.row), rid)
@@ -152,12 +165,7 @@ def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, 
             # json (not orjson): the slow path must also take what orjson cannot encode (e.g. huge integers).
             items.append((index, ApiEventIn.model_validate_json(json.dumps(item))))
         except ValidationError as exc:
-            results[index] = {
-                "index": index,
-                "status": "rejected",
-                "id": None,
-                "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)],
-            }
+            results[index] = rejected(index, None, field_errors(exc))
     return items, results
 
 
@@ -177,7 +185,7 @@ async def ingest_batch(
             raise other_tenant(f"events.{index}.tenantId")
     for (index, _), stored in zip(items, encode_events(items, key.tenant_id, received, "api")):
         if issue := api.too_old(stored):
-            results[index] = {"index": index, "status": "rejected", "id": stored.event_id, "errors": [issue]}
+            results[index] = rejected(index, stored.event_id, [issue])
             continue
         rows.append(stored)
         positions.append(index)
@@ -186,12 +194,7 @@ async def ingest_batch(
         merged = dict(results)
         for index, (status, event) in zip(positions, outcomes):  # per event of every batch: kept lean
             if status == "conflict":
-                merged[index] = {
-                    "index": index,
-                    "status": "rejected",
-                    "id": event.event_id,
-                    "errors": [{"field": "eventId", "issue": "already used with a different body"}],
-                }
+                merged[index] = rejected(index, event.event_id, [REUSED_EVENT_ID])
             else:
                 merged[index] = {"index": index, "status": status, "id": event.event_id, "errors": []}
         items = [merged[i] for i in range(total)] if results else list(merged.values())
@@ -232,24 +235,17 @@ def land_events(
 ) -> tuple[list[StoredEvent], list[int], list[dict[str, Any]]]:
     """Validate already-mapped event bodies (webhooks): (stored events, their indexes, rejected results)."""
     received = now()
-    rows, positions, rejected = [], [], []
+    rows, positions, refused = [], [], []
     for index, body in bodies:
         try:
             event = ApiEventIn.model_validate_json(json.dumps(body))
         except ValidationError as exc:
-            rejected.append(
-                {
-                    "index": index,
-                    "status": "rejected",
-                    "id": body.get("eventId"),
-                    "errors": [{"field": d["field"], "issue": d["issue"]} for d in describe_errors(exc)],
-                }
-            )
+            refused.append(rejected(index, body.get("eventId"), field_errors(exc)))
             continue
         stored = encode_event(event, tenant, received, source, index)
         if issue := api.too_old(stored):
-            rejected.append({"index": index, "status": "rejected", "id": stored.event_id, "errors": [issue]})
+            refused.append(rejected(index, stored.event_id, [issue]))
             continue
         rows.append(stored)
         positions.append(index)
-    return rows, positions, rejected
+    return rows, positions, refused

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from api_stub.envelope import ApiError, json_response, pagination, success_body
 from api_stub.published import Freshness
-from leadron.reads.shaping import shape, value  # noqa: F401 - re-exported for the routers
 
 MAX_DAYS = 731  # the longest range a dashboard may ask for
 

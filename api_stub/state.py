@@ -6,6 +6,7 @@ Routers reach it as `request.app.state.api` (see deps.py); the single-event fast
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from api_stub.envelope import ApiError
 from api_stub.ingest_log.records import Committed, StoredEvent, Submission
@@ -39,7 +40,8 @@ class ApiState:
         self.keys = KeyStore(settings.api_keys_path)
         self.store = EventStore(settings)
         self.reader = PublishedReader(settings)
-        self.on_close: list = []  # shutdown hooks of the routers
+        # Exports run here, two at a time (threads start with the first one).
+        self.exports = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leadron-export")
         # Each of N workers enforces 1/N of every limit: together they never allow more than the limit
         # (the kernel spreads connections evenly across SO_REUSEPORT sockets).
         share = settings.api_workers
@@ -54,8 +56,7 @@ class ApiState:
         self.store.start()
 
     def close(self) -> None:
-        for hook in self.on_close:
-            hook()
+        self.exports.shutdown(wait=False, cancel_futures=False)
         self.store.close()
         self.reader.close()
 

@@ -1,4 +1,5 @@
-"""The funnel engine (METRICS.md "Funnel"): one definition for the default funnel marts and custom funnels.
+"""The funnel engine for custom funnels (METRICS.md "Funnel"); the default funnel marts follow the same rule in SQL
+(dbt_project/macros/funnel.sql), and tests hold both to the same events.
 
 A funnel is an ordered list of steps (event types, optionally filtered by URL or form), a conversion
 window, an entity (lead or message) and a date range for entry. Semantics:
@@ -19,11 +20,10 @@ functions, measured here).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import duckdb
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leadron.contract import EventType
@@ -79,10 +79,9 @@ def _step_filter(alias: str, index: int, params: dict[str, Any], step: FunnelSte
     return clause
 
 
-def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any], entities: str | None) -> list[str]:
+def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any]) -> list[str]:
     """The CTEs up to `best`: one row per entity with its attempt that reaches furthest (t1..tn, depth and
-    the step-1 event's breakdown columns). `entities` (a relation name of the caller, never user input)
-    limits the entities to those it lists (tenant_id, entity)."""
+    the step-1 event's breakdown columns)."""
     params["window"] = spec.window_seconds * 1_000_000
     n = len(spec.steps)
     entity = "lead_id" if spec.entity == "lead" else "message_id"
@@ -96,10 +95,6 @@ def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any], entiti
     # attempt is at or after its step-1 event) or after the range's end plus the window.
     params["types"] = sorted({s.event_type.value for s in spec.steps})
     where.append("e.event_type IN (SELECT unnest($types))")
-    if entities is not None:
-        where.append(
-            f"EXISTS (SELECT 1 FROM {entities} AS x WHERE x.tenant_id = e.tenant_id AND x.entity = e.{entity})"
-        )
     entry = []
     if spec.start is not None:
         params["start"] = spec.start
@@ -172,27 +167,8 @@ def funnel_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, A
     """The query (one row per breakdown value with every step's numbers) and its parameters; `events`
     names the event-grain relation (a constant of the caller, never user input)."""
     params: dict[str, Any] = {}
-    ctes = _best_attempts(spec, events, params, entities=None)
+    ctes = _best_attempts(spec, events, params)
     return f"WITH {', '.join(ctes)} {_aggregate(spec, 'best')}", params
-
-
-def attempts_sql(spec: FunnelSpec, events: str = EVENTS, entities: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The engine's per-entity stage: one row per entity (tenant_id, entity, t1..tn, depth, breakdown
-    columns) with its attempt that reaches furthest; the default funnel marts keep it incrementally."""
-    params: dict[str, Any] = {}
-    ctes = _best_attempts(spec, events, params, entities)
-    return f"WITH {', '.join(ctes)} SELECT * FROM best", params
-
-
-def touched_entities_sql(spec: FunnelSpec, events: str = EVENTS) -> tuple[str, dict[str, Any]]:
-    """Entities with an event of a step's type on or after $since (event day): the only ones whose best
-    attempt an incremental run can change, since the event grain changes only from that day on."""
-    entity = "lead_id" if spec.entity == "lead" else "message_id"
-    params = {"types": sorted({s.event_type.value for s in spec.steps})}
-    return (
-        f"SELECT DISTINCT tenant_id, {entity} AS entity FROM {events} WHERE {entity} IS NOT NULL "
-        "AND event_date >= $since AND event_type IN (SELECT unnest($types))"
-    ), params
 
 
 def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = EVENTS) -> list[dict[str, Any]]:
@@ -222,54 +198,3 @@ def run_funnel(con: duckdb.DuckDBPyConnection, spec: FunnelSpec, events: str = E
             )
         out.append({"tenant_id": row["tenant_id"], **{k: row[k] for k in spec.breakdowns}, "steps": steps})
     return out
-
-
-def mart_select(spec: FunnelSpec, attempts: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The engine's query with conversion columns added (wide: one column set per step), for the marts;
-    from the stored per-entity stage when `attempts` names it (a relation of attempts_sql's rows)."""
-    sql, params = funnel_sql(spec) if attempts is None else (_aggregate(spec, attempts), {})
-    extra = []
-    for k in range(2, len(spec.steps) + 1):
-        extra.append(
-            f"CASE WHEN step1_entities = 0 THEN NULL ELSE step{k}_entities / step1_entities END "
-            f"AS step{k}_conversion_from_start"
-        )
-        extra.append(
-            f"CASE WHEN step{k - 1}_entities = 0 THEN NULL ELSE step{k}_entities / step{k - 1}_entities END "
-            f"AS step{k}_conversion_from_previous"
-        )
-    return f"SELECT *, {', '.join(extra)} FROM ({sql})", params
-
-
-DEFAULT_EMAIL_FUNNEL = FunnelSpec(
-    steps=[FunnelStep(event_type=t) for t in ("email_sent", "email_open", "link_click", "email_reply")],
-    window_seconds=7 * 86400,
-)
-DEFAULT_WEB_FUNNEL = FunnelSpec(
-    steps=[FunnelStep(event_type=t) for t in ("page_visit", "form_submission")],
-    window_seconds=7 * 86400,
-)
-# The default funnel marts: each stored per entity (int_funnel_*_attempts), then aggregated.
-EMAIL_FUNNEL_MART = DEFAULT_EMAIL_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "workflow")})
-WEB_FUNNEL_MART = DEFAULT_WEB_FUNNEL.model_copy(update={"breakdowns": ("cohort_week", "lead_source")})
-
-
-def incremental_since(min_date: str | None, lookback_days: int | str | None) -> date | None:
-    """The first event day an incremental run re-derives (the dbt macro event_window_start, for the Python
-    models): the window's first day minus the lookback; None without a window (rebuild everything)."""
-    if not min_date:
-        return None
-    return date.fromisoformat(str(min_date)) - timedelta(days=int(lookback_days or 0))
-
-
-def stored_attempts(
-    con: duckdb.DuckDBPyConnection, spec: FunnelSpec, since: date | None, events: str = EVENTS
-) -> pa.Table:
-    """attempts_sql's rows for every entity, or, with `since`, only for the entities touched since that day."""
-    entities = None
-    if since is not None:
-        sql, params = touched_entities_sql(spec, events)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_touched AS {sql}", {**params, "since": since})
-        entities = "_funnel_touched"
-    sql, params = attempts_sql(spec, events, entities)
-    return con.execute(sql, params).to_arrow_table()

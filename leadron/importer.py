@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from leadron import dimensions, landing
 from leadron.contract import FileEvent, describe_errors, landing_row
+from leadron.retention import remove_stale_partials
 from leadron.settings import Settings
 
 MAX_REPORTED_ERRORS = 20
@@ -209,7 +210,8 @@ def import_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    landing.clean_temporaries(settings)
+    # One cleanup for every writer: only what is older than any write takes, so a sealer writing now is safe.
+    remove_stale_partials(settings)
     report = ImportReport()
     received_at = datetime.now(UTC).replace(tzinfo=None)
     jobs = []

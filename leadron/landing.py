@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import uuid
 from contextlib import closing
@@ -211,11 +210,3 @@ def record_landed(settings: Settings, records: list[tuple[str, str, str, int, Pa
             "INSERT OR REPLACE INTO landed_files VALUES (?, ?, ?, ?, ?, ?)",
             [(sha, name, kind, rows, str(path), now) for sha, name, kind, rows, path in records],
         )
-
-
-def clean_temporaries(settings: Settings) -> None:
-    """Remove half-written batches a crash left behind (never visible to readers)."""
-    for root in (settings.events_landing_dir, settings.dimensions_landing_dir):
-        if root.exists():
-            for tmp in root.rglob(".tmp-*"):
-                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ registry is leadron/model_registry.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 import duckdb
@@ -324,7 +324,3 @@ def score_leads(
     out["model_version"] = np.where(by_model, model.version if model else "", BASELINE_VERSION)
     out["scored_at"] = scored_at
     return out
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from leadron import metadata
+from leadron.exports import delete_files
 from leadron.metadata import DELIVERIES, EXPORTS, RUNS
 from leadron.settings import Settings
 
@@ -53,8 +54,6 @@ def remove_stale_partials(settings: Settings, now: float | None = None) -> list[
 
 def prune_exports(settings: Settings, now: datetime | None = None) -> int:
     """Exports finished more than LEADRON_RETENTION_EXPORT_DAYS ago: their files (local and uploaded) and rows."""
-    from leadron.exports import delete_files
-
     cutoff = ((now or datetime.now(UTC)) - timedelta(days=settings.retention_export_days)).isoformat()
     old = EXPORTS.c.finished_at.is_not(None) & (EXPORTS.c.finished_at < cutoff)
     with metadata.engine(settings).begin() as con:

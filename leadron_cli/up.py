@@ -104,10 +104,10 @@ def _signal_group(service: Service, signum: int) -> None:
 
 def up(host: str, api_port: int, workers: int, dagster_port: int) -> int:
     from leadron.settings import get_settings
-    from orchestration.runner import instance_for
+    from orchestration.runner import ensure_dagster_home
 
     settings = get_settings()
-    instance_for(settings).dispose()  # DAGSTER_HOME with its dagster.yaml (SQLite unless one is there)
+    ensure_dagster_home(settings)
     env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "LEADRON_API_WORKERS": str(workers)}
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return supervise(services(host, api_port, workers, dagster_port), env)

@@ -46,13 +46,18 @@ def range_tags(first: date, last: date) -> dict[str, str]:
     }
 
 
-def instance_for(settings: Settings) -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME, so `make dev` shows these runs."""
+def ensure_dagster_home(settings: Settings) -> None:
+    """DAGSTER_HOME exported, with a dagster.yaml (SQLite storage unless one, such as deploy/dagster.yaml, is there)."""
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     yaml = settings.dagster_home / "dagster.yaml"
     if not yaml.exists():
         yaml.write_text("telemetry:\n  enabled: false\n")
+
+
+def instance_for(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under DAGSTER_HOME, so `make dev` shows these runs."""
+    ensure_dagster_home(settings)
     return dg.DagsterInstance.get()
 
 

@@ -37,6 +37,15 @@ def test_migrations_create_every_table_once(metadata_home):
         assert con.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
 
 
+def test_the_migrations_build_exactly_the_tables_the_code_declares(metadata_home):
+    """leadron/metadata.py and leadron/migrations/ describe one schema: Alembic's autogenerate finds no drift."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with metadata.engine(metadata_home).connect() as con:
+        assert compare_metadata(MigrationContext.configure(con), metadata.META) == []
+
+
 def test_a_store_made_before_migrations_is_upgraded_in_place(tmp_path, monkeypatch):
     """A SQLite store that create_all made (reports, schedules, runs; no alembic_version) keeps its rows."""
     from tests.conftest import use_home

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Annotated
 
@@ -23,15 +22,6 @@ from leadron import exports
 from leadron.contract import describe_errors
 
 router = APIRouter(prefix=PREFIX, tags=["export"])
-
-
-def _pool(api: ApiState) -> ThreadPoolExecutor:
-    """The process's two export threads, started with the first export and shut down with the server."""
-    pool = getattr(api, "export_pool", None)
-    if pool is None:
-        pool = api.export_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leadron-export")
-        api.on_close.append(lambda: pool.shutdown(wait=False, cancel_futures=False))
-    return pool
 
 
 async def _stored_export(api: ApiState, tenant: str, export_id: str) -> dict:
@@ -92,7 +82,7 @@ async def create_export(request: Request, api: State, body: Annotated[ExportIn, 
             headers={"Retry-After": "10"},
             code="EXPORT_QUEUE_FULL",
         )
-    _pool(api).submit(export_quietly, api.settings, export, export_id)
+    api.exports.submit(export_quietly, api.settings, export, export_id)
     stored = await blocking(exports.get_export, api.settings, key.tenant_id, export_id)
     return respond(
         request,

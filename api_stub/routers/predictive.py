@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from api_stub.deps import AnalyticsRead, State
 from api_stub.envelope import ApiError
-from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape
+from api_stub.reading import PageNo, PageSize, not_found, paged, respond
 from api_stub.routers.common import PREFIX, READ_ERRORS
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import model_registry as registry
 from leadron.reads import leads
+from leadron.reads.shaping import shape
 
 LeadId = Annotated[str, Path(min_length=1, max_length=128)]
 OptionalId = Annotated[str | None, Query(min_length=1, max_length=128)]

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from api_stub.deps import AnalyticsRead, HeavyReport, ReportsWrite, State
-from api_stub.reading import PageNo, PageSize, not_found, paged, respond, value
+from api_stub.reading import PageNo, PageSize, not_found, paged, respond
 from api_stub.report_io import ObjectId, ReportIn, blocking, invalid, report_data, report_error, run_data, stored_report
 from api_stub.routers.common import PREFIX, REPORT_RULES, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import report_store
+from leadron.reads.shaping import value
 from leadron.reports import ReportDefinition, ReportError, build_query, run_report
 
 router = APIRouter(prefix=PREFIX, tags=["reports"])

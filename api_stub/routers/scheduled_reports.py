@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from api_stub.deps import AnalyticsRead, ReportsWrite, State
-from api_stub.reading import PageNo, PageSize, not_found, paged, respond, shape
+from api_stub.reading import PageNo, PageSize, not_found, paged, respond
 from api_stub.report_io import (
     ObjectId,
     ScheduleIn,
@@ -23,6 +23,7 @@ from api_stub.report_io import (
 from api_stub.routers.common import PREFIX, SCHEDULE_RULES, WRITE_ERRORS, unstated
 from api_stub.schemas import DataEnvelope, PageEnvelope
 from leadron import report_store
+from leadron.reads.shaping import shape
 from leadron.report_delivery import delivery_page, public_delivery_error
 from leadron.report_schedules import ReportSchedule
 

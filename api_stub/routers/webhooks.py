@@ -15,7 +15,7 @@ from starlette.responses import Response
 from api_stub.deps import State, request_id
 from api_stub.envelope import ApiError, json_response, success_body
 from api_stub.ingest_log.records import Submission
-from api_stub.ingesting import land_events
+from api_stub.ingesting import REUSED_EVENT_ID, land_events, rejected
 from api_stub.routers.common import PREFIX, errors
 from api_stub.schemas import WebhookEnvelope
 from api_stub.state import ApiState, client_of
@@ -60,23 +60,16 @@ async def _json(request: Request) -> Any:
 async def _land(request: Request, api: ApiState, tenant: str, mapped: list[tuple[dict | None, str]]) -> Response:
     skipped = [{"index": i, "reason": reason} for i, (body, reason) in enumerate(mapped) if body is None]
     bodies = [(i, body) for i, (body, _) in enumerate(mapped) if body is not None]
-    rows, positions, rejected = land_events(api, tenant, bodies, "webhook")
+    rows, positions, refused = land_events(api, tenant, bodies, "webhook")
     committed = await api.commit(Submission(rows)) if rows else None
     outcomes = committed.outcomes if committed else []
     counts = Counter(o.status for o in outcomes)
     for index, outcome in zip(positions, outcomes):
         if outcome.status == "conflict":
-            rejected.append(
-                {
-                    "index": index,
-                    "status": "rejected",
-                    "id": outcome.event_id,
-                    "errors": [{"field": "eventId", "issue": "already used with a different body"}],
-                }
-            )
-    if rejected:
-        log.warning("webhook events rejected request_id=%s: %s", request_id(request), orjson.dumps(rejected).decode())
-    data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "skipped": skipped, "rejected": rejected}
+            refused.append(rejected(index, outcome.event_id, [REUSED_EVENT_ID]))
+    if refused:
+        log.warning("webhook events rejected request_id=%s: %s", request_id(request), orjson.dumps(refused).decode())
+    data = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "skipped": skipped, "rejected": refused}
     # 200 even when some were skipped or rejected: a provider would otherwise retry them forever.
     return json_response(200, success_body(200, "Webhook processed", data, request_id(request)))
 

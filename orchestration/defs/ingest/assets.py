@@ -5,7 +5,6 @@ from datetime import timedelta
 import dagster as dg
 
 from leadron import dimensions, raw_load
-from leadron.retention import remove_stale_partials
 from leadron.settings import get_settings
 from orchestration.lib.partitions import daily_partitions
 from orchestration.lib.resources import WarehouseResource
@@ -32,8 +31,6 @@ def build_raw_events_asset(partitions_def: dg.PartitionsDefinition) -> dg.Assets
     def raw_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         window = context.partition_time_window
         start, end = window.start.date(), window.end.date()
-        for path in remove_stale_partials(warehouse.settings()):  # a killed write's leftovers, at every run
-            context.log.warning(f"removed {path}, left half-written by a killed process")
         context.log.info(f"loading landed events of {start}..{end - timedelta(days=1)} into raw.events")
         with warehouse.writer() as con:
             load = raw_load.load_events(con, warehouse.settings(), start, end)

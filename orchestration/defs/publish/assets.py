@@ -27,7 +27,9 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
     )
     def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         settings = warehouse.settings()
-        remove_stale_partials(settings)  # a publication killed midway left its .partial folder
+        # What a killed publication, landing write or export left half-written: once per run, before publishing.
+        for path in remove_stale_partials(settings):
+            context.log.warning(f"removed {path}, left half-written by a killed process")
         with warehouse.writer() as con:
             publication = publish(con, settings.publish_dir)
         context.log.info(
