@@ -37,9 +37,9 @@ def remove_stale_partials(settings: Settings, now: float | None = None) -> list[
     versions = settings.publish_dir / "versions"
     if versions.is_dir():
         candidates += list(versions.glob(".*.partial"))
-    for root in (settings.events_landing_dir, settings.dimensions_landing_dir):
-        if root.is_dir():
-            candidates += list(root.rglob(".tmp-*"))
+    # Where writers stage (landing.land_events / land_dimension): no walk through the landed files themselves.
+    candidates += list(settings.events_landing_dir.glob(".tmp-*"))
+    candidates += list(settings.dimensions_landing_dir.glob("*/.tmp-*"))
     if settings.exports_dir.is_dir():
         candidates += list(settings.exports_dir.glob("*/.*.partial"))
     removed = []
