@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
 import duckdb
 import numpy as np
-import orjson
 import pandas as pd
 
+from leadron.score_factors import TOP, Factors, baseline_factors, model_factors
 from ml.calibration import Isotonic
 from ml.evaluate import evaluate
 from ml.train import TrainedModel
@@ -38,13 +37,6 @@ TIME_COLUMN = "snapshot_date"
 BASELINE = "engagement_score"
 IDENTIFIERS = ["feature_key", "tenant_id", "lead_id"]
 BASELINE_VERSION = "baseline-engagement-v1"
-SCORE_COMPONENTS = {
-    "score_reply": "replies",
-    "score_form": "form submissions",
-    "score_click": "clicks",
-    "score_visit": "page visits",
-    "score_open": "opens",
-}
 TIERS = (("A", 0.10), ("B", 0.30), ("C", 0.60), ("D", 1.01))  # cumulative share of the tenant's leads
 
 
@@ -174,99 +166,6 @@ def _tiers(key: pd.Series, tenant: pd.Series) -> pd.Series:
     return tier
 
 
-# What a rep reads for the "days since" features: the action, then when ("replied 2 days ago"), or its absence.
-SINCE = {
-    "days_since_last_reply": ("replied", "never replied"),
-    "days_since_last_send": ("last e-mailed", "never e-mailed"),
-    "days_since_last_engagement": ("last engaged", "never engaged"),
-    "days_since_first_touch": ("first contacted", "never contacted"),
-}
-
-
-@lru_cache(maxsize=65536)
-def describe(feature: str, value: object) -> str:
-    """A person's reading of a feature value ("replied 2 days ago", "3 replies in the last 30 days")."""
-    if value is None or pd.isna(value):
-        if feature in SINCE:
-            return SINCE[feature][1]
-        return f"no {feature.removeprefix('days_since_').replace('_', ' ')}"
-    number = float(value) if isinstance(value, (int, float, np.number)) else None
-    shown = (
-        f"{int(number)}"
-        if number is not None and number.is_integer()
-        else f"{number:.1f}"
-        if number is not None
-        else str(value)
-    )
-    if feature in SINCE:
-        when = "today" if number == 0 else f"{shown} day ago" if number == 1 else f"{shown} days ago"
-        return f"{SINCE[feature][0]} {when}"
-    if feature.startswith("days_since_"):
-        return f"{feature.removeprefix('days_since_').replace('_', ' ')} {shown} days ago"
-    if feature == "lead_age_days":
-        return f"lead created {shown} days ago"
-    if feature.startswith("score_"):
-        return f"recent {SCORE_COMPONENTS.get(feature, feature)} (decayed weight {shown})"
-    if feature.endswith("_total"):
-        return f"{shown} {feature.removesuffix('_total').replace('_', ' ')}"
-    if feature.endswith("_30d"):
-        return f"{shown} {feature.removesuffix('_30d').replace('_', ' ')} in the last 30 days"
-    return f"{feature.replace('_', ' ')} {shown}"
-
-
-def _model_factors(model: TrainedModel, frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
-    """Top factors per row: the features whose removal from the log-odds moves the (uncalibrated)
-    probability most, in score points (100 * probability change), with their sign; a factor that rounds to
-    0 points is left out, so fewer than `top` are given when fewer matter."""
-    contributions = model.explain(frame)
-    raw = contributions.to_numpy().sum(axis=1)  # the booster's log-odds, bias included
-    contributions = contributions.drop(columns=["bias"])
-    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
-    points = 100.0 * (sigmoid(raw)[:, None] - sigmoid(raw[:, None] - contributions.to_numpy()))
-    names = list(contributions.columns)
-    # Top `top` per row at once (stable: ties keep the feature order), then only those cells are read.
-    order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :top]
-    chosen = np.round(np.take_along_axis(points, order, axis=1), 1)
-    values = frame[names].to_numpy(dtype=object)
-    picked = np.take_along_axis(values, order, axis=1)  # the top features' values, row by row
-    # describe() is cached: values repeat a lot (counts, days), so most texts are dictionary lookups.
-    return [
-        [
-            {"feature": names[j], "points": float(p), "text": f"{describe(names[j], _scalar(v))}: {p:+.0f}"}
-            for j, p, v in zip(order[i], chosen[i], picked[i])
-            if np.rint(p) != 0
-        ]  # "+0" is no factor
-        for i in range(len(frame))
-    ]
-
-
-def _scalar(value: object) -> object:
-    """A hashable plain-Python value (missing -> None) for the describe() cache."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _baseline_factors(frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
-    """Top factors of the baseline: the largest components of the engagement score (engagement points)."""
-    components = frame[list(SCORE_COMPONENTS)].to_numpy(dtype="float64")
-    names = list(SCORE_COMPONENTS)
-    order = np.argsort(-components, axis=1, kind="stable")[:, :top]
-    chosen = np.take_along_axis(components, order, axis=1)
-    return [
-        [
-            {
-                "feature": names[j],
-                "points": round(float(c), 1),
-                "text": f"recent {SCORE_COMPONENTS[names[j]]}: +{c:.1f} engagement",
-            }
-            for j, c in zip(order[i], chosen[i])
-            if round(float(c), 1) > 0
-        ]
-        for i in range(len(frame))
-    ]
-
-
 def baseline_calibration(model: TrainedModel | None, labelled: pd.DataFrame | None) -> Isotonic | None:
     """Engagement score -> probability: the production model's baseline map, else one fitted on the labelled
     rows; None while no label is known yet (less than 90 days of history) or all labels agree."""
@@ -287,25 +186,24 @@ def score_leads(
     """mart_lead_scores rows for `current`, the open leads of the newest snapshot (load_open_leads);
     `baseline` maps the engagement score to a probability for tenants the model does not score."""
     current = current.reset_index(drop=True)
-    by_model = current["tenant_id"].map(lambda t: model is not None and tenants[t]["model_eligible"]).to_numpy()
+    eligible = [t for t, v in tenants.items() if model is not None and v["model_eligible"]]
+    by_model = current["tenant_id"].isin(eligible).to_numpy()
     probability = np.zeros(len(current))
     # Tiers rank the booster's score (its order is the probability's, without the ties of the isotonic
     # steps), or the engagement score for the baseline.
     rank_key = current[BASELINE].to_numpy(dtype="float64").copy()
-    factors: list[list[dict]] = [[] for _ in range(len(current))]
+    factors = Factors.empty(len(current))
     if by_model.any():
         rows = current[by_model]
-        raw = model.raw_score(rows)
-        rank_key[by_model] = raw
-        probability[by_model] = model.calibrator(raw)
-        for i, f in zip(np.flatnonzero(by_model), _model_factors(model, rows)):
-            factors[i] = f
+        group, raw, contributions = model.explain_grouped(rows)
+        rank_key[by_model] = raw[group]
+        probability[by_model] = model.calibrator(raw[group])
+        factors.put(by_model, model_factors(rows, group, raw, contributions[:, :-1], model.features))
     if (~by_model).any():
         rows = current[~by_model]
         # Without labels there is no probability to give (NULL); the tier then ranks the engagement score.
         probability[~by_model] = baseline(rows[BASELINE].to_numpy()) if baseline else np.nan
-        for i, f in zip(np.flatnonzero(~by_model), _baseline_factors(rows)):
-            factors[i] = f
+        factors.put(~by_model, baseline_factors(rows))
     out = pd.DataFrame(
         {
             "tenant_id": current["tenant_id"],
@@ -316,9 +214,9 @@ def score_leads(
         }
     )
     out["tier"] = _tiers(pd.Series(rank_key, index=out.index), out["tenant_id"])
-    for k in range(3):
-        out[f"factor_{k + 1}"] = [f[k]["text"] if len(f) > k else None for f in factors]
-    out["top_factors"] = [orjson.dumps(f).decode() for f in factors]
+    for k in range(TOP):
+        out[f"factor_{k + 1}"] = factors.texts[k]
+    out["top_factors"] = factors.json
     out["engagement_score"] = current[BASELINE].round(6)
     out["scoring_method"] = np.where(by_model, "model", "baseline")
     out["model_version"] = np.where(by_model, model.version if model else "", BASELINE_VERSION)

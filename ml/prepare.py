@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 # A text column with more distinct values than this is an identifier, not a category: it is left out.
@@ -56,9 +55,9 @@ class FeatureSchema:
         for name in self.numeric:
             out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
         for name, values in self.categorical.items():
-            text = frame[name].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-            known = text.where(text.isin(values))  # an unseen category becomes missing
-            out[name] = pd.Categorical(known, categories=values)
+            column = frame[name]
+            text = column.astype(object).where(column.isna(), column.astype(str))  # str(v), gaps kept
+            out[name] = pd.Categorical(text, categories=values)  # an unseen category becomes missing
         return pd.DataFrame(out, index=frame.index)
 
     def to_dict(self) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss
 
+from ml import explain
 from ml.calibration import Isotonic, Sigmoid, calibrator_from_dict
 from ml.evaluate import evaluate
 from ml.prepare import FeatureSchema
@@ -84,8 +85,13 @@ class TrainedModel:
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row contribution of each feature to the booster's log-odds (LightGBM pred_contrib), plus
         the `bias` column; a row's contributions sum to its raw score."""
-        contributions = self.booster.predict(self.schema.transform(frame), pred_contrib=True, num_threads=_cores())
-        return pd.DataFrame(contributions, columns=[*self.features, "bias"], index=frame.index)
+        group, _, contributions = self.explain_grouped(frame)
+        return pd.DataFrame(contributions[group], columns=[*self.features, "bias"], index=frame.index)
+
+    def explain_grouped(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """raw_score() and explain() in one pass, by group of rows the booster cannot tell apart: (group of each
+        row, raw score of each group, contributions of each group). What scoring a million leads uses."""
+        return explain.grouped(self.booster, self.schema.transform(frame), _cores())
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

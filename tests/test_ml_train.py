@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml import explain as ml_explain
 from ml.evaluate import deciles, evaluate, population_stability_index
 from ml.train import TrainedModel, fit
 
@@ -142,6 +143,26 @@ def test_explanations_add_up_to_the_raw_score(model):
     explained = trained.explain(frame.head(50))
     assert list(explained.columns) == [*trained.features, "bias"]
     assert np.allclose(explained.sum(axis=1).to_numpy(), trained.raw_score(frame.head(50)))
+
+
+def test_explain_equals_pred_contrib_on_every_row(model):
+    # explain() computes contributions once per decision pattern; LightGBM's own pred_contrib on every row
+    # is the reference. Exact zeros, values on a threshold and unseen categories are edge cases of the keys.
+    trained, frame = model
+    rows = frame.copy()
+    rows.loc[rows.index[:300], "activity"] = 0.0
+    thresholds = ml_explain.split_thresholds(trained.booster)
+    on_cut = thresholds[trained.features.index("activity")]
+    rows.loc[rows.index[300 : 300 + len(on_cut)], "activity"] = on_cut
+    rows.loc[rows.index[400:450], "source"] = "trade show"
+    X = trained.schema.transform(rows)
+    expected = trained.booster.predict(X, pred_contrib=True)
+    # Tree by tree, the sums are added in another order than LightGBM's: equal to the last bits.
+    assert np.allclose(trained.explain(rows).to_numpy(), expected, rtol=0, atol=1e-12)
+    keys = ml_explain.decision_keys(trained.booster, X)
+    group, first = ml_explain.decision_groups(keys)
+    assert len(first) == np.unique(keys, axis=1).shape[1] < len(rows)  # the reuse happened: fewer patterns than rows
+    assert (keys[:, first][:, group] == keys).all()
 
 
 def test_saved_model_predicts_the_same(model, tmp_path):
