@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from leadron.portable_types import portable_columns, portable_select
+
 MARTS_SCHEMA = "marts"
 KEEP_VERSIONS = 3
 
@@ -110,12 +112,13 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
             con.execute(f'DROP TABLE publication.main."{stale}"')
         for mart in marts:
             # Names come from the catalog (information_schema), quoted; no value is formatted in.
-            source = f'{MARTS_SCHEMA}."{mart}"'
+            table = f'{MARTS_SCHEMA}."{mart}"'
+            source = f"({portable_select(con, table)})"  # the same types whichever engine built it
             copy = f'publication.main."{mart}"'
-            columns = con.execute(f"DESCRIBE {source}").fetchall()
+            columns = portable_columns(con, table)
             day = DAY_PARTITIONED.get(mart)
             changed_months = None  # None: every file written anew
-            if day and mart in held and con.execute(f"DESCRIBE {copy}").fetchall() == columns:
+            if day and mart in held and [c[:2] for c in con.execute(f"DESCRIBE {copy}").fetchall()] == columns:
                 changed_months = _patch_changed_days(con, source, copy, day)
             else:
                 con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {source}")
@@ -136,7 +139,7 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
             ]
             manifest["tables"][mart] = {
                 "rows": con.execute(f"SELECT count(*) FROM {source}").fetchone()[0],
-                "schema": [{"name": c[0], "type": c[1]} for c in columns],
+                "schema": [{"name": name, "type": kind} for name, kind in columns],
                 "files": files,
             }
         con.execute(

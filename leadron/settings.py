@@ -31,6 +31,11 @@ class Settings:
     dagster_home: Path
     partition_start: date
     dbt_target: str
+    spark_dir: Path
+    raw_parquet_dir: Path
+    spark_master: str
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
     writer_lock_timeout_s: float
     api_rate_per_s: float
     api_rate_burst: float
@@ -66,6 +71,11 @@ class Settings:
     retention_dagster_run_days: float
     stale_partial_s: float
     landing_sensor_interval_s: int
+
+    @property
+    def raw_in_warehouse(self) -> bool:
+        """DuckDB reads raw.* from the warehouse file; other engines (Spark) read it as Parquet files."""
+        return self.dbt_target == "duckdb"
 
     @property
     def events_landing_dir(self) -> Path:
@@ -231,6 +241,11 @@ def get_settings() -> Settings:
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
+        spark_dir=Path(_env("LEADRON_SPARK_DIR", str(home / "spark"))).resolve(),
+        raw_parquet_dir=Path(_env("LEADRON_RAW_PARQUET_DIR", str(home / "spark" / "raw"))).resolve(),
+        spark_master=_env("LEADRON_SPARK_MASTER", "local[*]"),
+        spark_driver_memory=_env("LEADRON_SPARK_DRIVER_MEMORY", "4g"),
+        spark_shuffle_partitions=int(_env("LEADRON_SPARK_SHUFFLE_PARTITIONS", "4")),
         writer_lock_timeout_s=float(_env("LEADRON_WRITER_LOCK_TIMEOUT", "900")),
         api_rate_per_s=float(_env("LEADRON_RATE_LIMIT", "5000")),
         api_rate_burst=float(_env("LEADRON_RATE_BURST", "10000")),
@@ -278,7 +293,14 @@ def dbt_env(settings: Settings) -> dict[str, str]:
             as_of = datetime.fromisoformat(settings.as_of).replace(tzinfo=None).isoformat(sep=" ")
         except ValueError:
             raise ValueError(f"LEADRON_AS_OF: {settings.as_of!r} is not an ISO 8601 timestamp") from None
-    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of}
+    spark = {
+        "LEADRON_SPARK_DIR": str(settings.spark_dir),
+        "LEADRON_RAW_PARQUET_DIR": str(settings.raw_parquet_dir),
+        "LEADRON_SPARK_MASTER": settings.spark_master,
+        "LEADRON_SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
+        "LEADRON_SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),
+    }
+    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of, **spark}
 
 
 @contextmanager

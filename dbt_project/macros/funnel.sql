@@ -67,7 +67,7 @@ where attempt_rank = 1
 {% macro duckdb__funnel_next_step(k, steps, window_seconds, carried) -%}
 a{{ k }} as (
     select a.*,
-        case when e.occurred_at <= {{ dbt.dateadd('second', window_seconds, 'a.t1') }} then e.occurred_at end
+        case when e.occurred_at <= {{ add_seconds(window_seconds, 'a.t1') }} then e.occurred_at end
             as t{{ k }}
     from a{{ k - 1 }} as a
     asof left join e{{ k }} as e
@@ -82,7 +82,7 @@ a{{ k }} as (
 a{{ k }} as (
     -- The earliest step-k event after step k-1 is within the window exactly when some such event is.
     select {% for column in kept %}a.{{ column }}, {% endfor %}
-        min(case when e.occurred_at <= {{ dbt.dateadd('second', window_seconds, 'a.t1') }} then e.occurred_at end)
+        min(case when e.occurred_at <= {{ add_seconds(window_seconds, 'a.t1') }} then e.occurred_at end)
             as t{{ k }}
     from a{{ k - 1 }} as a
     left join e{{ k }} as e
@@ -133,15 +133,7 @@ select *
 from steps
 {%- endmacro %}
 
-{#- Seconds (with milliseconds) from one timestamp to a later one. -#}
+{#- Seconds (with milliseconds) from one timestamp to a later one, a double on every engine. -#}
 {% macro seconds_between(earlier, later) -%}
-    {{ return(adapter.dispatch('seconds_between', 'leadron')(earlier, later)) }}
-{%- endmacro %}
-
-{% macro default__seconds_between(earlier, later) -%}
-    (unix_millis({{ later }}) - unix_millis({{ earlier }})) / 1000.0
-{%- endmacro %}
-
-{% macro duckdb__seconds_between(earlier, later) -%}
-    date_diff('millisecond', {{ earlier }}, {{ later }}) / 1000.0
+    {{ millis_between(earlier, later) }} / 1000.0e0
 {%- endmacro %}

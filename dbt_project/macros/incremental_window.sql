@@ -68,3 +68,10 @@
     where {{ week_column }} >= {{ week_start(window_start) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The materialization of the event-grain incremental models: incremental where the engine can re-derive their
+    partitions (DuckDB: delete+insert), else a table rebuilt on every run (Spark, for now: its insert_overwrite
+    replaces whole partitions, which these models do not yet produce). -#}
+{% macro incremental_materialization() -%}
+    {{- return('incremental' if target.type == 'duckdb' else 'table') -}}
+{%- endmacro %}

@@ -49,3 +49,30 @@
 {% macro week_start(expression) -%}
     cast({{ dbt.date_trunc('week', expression) }} as date)
 {%- endmacro %}
+
+{# A timestamp plus a whole number of seconds, fractions of a second kept (dbt-spark's dateadd goes through
+   unix seconds and drops them). #}
+{% macro add_seconds(seconds, timestamp) -%}
+    {{ return(adapter.dispatch('add_seconds', 'leadron')(seconds, timestamp)) }}
+{%- endmacro %}
+
+{% macro default__add_seconds(seconds, timestamp) -%}
+    timestampadd(SECOND, {{ seconds }}, {{ timestamp }})
+{%- endmacro %}
+
+{% macro duckdb__add_seconds(seconds, timestamp) -%}
+    {{ dbt.dateadd('second', seconds, timestamp) }}
+{%- endmacro %}
+
+{# Whole milliseconds from one timestamp to another, a bigint (dbt-spark's datediff counts whole seconds). #}
+{% macro millis_between(earlier, later) -%}
+    {{ return(adapter.dispatch('millis_between', 'leadron')(earlier, later)) }}
+{%- endmacro %}
+
+{% macro default__millis_between(earlier, later) -%}
+    (unix_millis(cast({{ later }} as timestamp)) - unix_millis(cast({{ earlier }} as timestamp)))
+{%- endmacro %}
+
+{% macro duckdb__millis_between(earlier, later) -%}
+    date_diff('millisecond', {{ earlier }}, {{ later }})
+{%- endmacro %}

@@ -6,7 +6,7 @@
 -- first day are recounted whole (deleted first by the pre-hook); earlier weeks are kept.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'week_start'],
     incremental_strategy='delete+insert',
     pre_hook="{{ delete_window_weeks('week_start') }}",

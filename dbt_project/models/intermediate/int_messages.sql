@@ -7,7 +7,7 @@
 -- (a reply re-attributed changes its old message too); the others are kept.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'message_id'],
     incremental_strategy='delete+insert',
 ) }}

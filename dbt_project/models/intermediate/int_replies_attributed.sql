@@ -8,7 +8,7 @@
 -- it can take.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'event_id'],
     incremental_strategy='delete+insert',
 ) }}

@@ -4,7 +4,7 @@
 -- the published copy. No personal data: IP, user agent and free properties stay in staging.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'event_id'],
     incremental_strategy='delete+insert',
 ) }}

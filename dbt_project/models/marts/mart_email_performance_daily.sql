@@ -7,7 +7,7 @@
 -- since this model last read it (refreshed_at); the other days are kept.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'send_date'],
     incremental_strategy='delete+insert',
     pre_hook="{{ delete_refreshed_partitions('send_date') }}",

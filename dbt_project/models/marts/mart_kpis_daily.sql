@@ -7,7 +7,7 @@
 -- the run rebuild in full.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'kpi_date'],
     incremental_strategy='delete+insert',
     pre_hook="{{ delete_refreshed_partitions('kpi_date') }}",

@@ -43,7 +43,7 @@ per_lead as (
         max(occurred_at) as last_activity_at,
         max(case when engagement_weight > 0 then occurred_at end) as last_human_engagement_at,
         sum(case when engagement_weight > 0
-                 then engagement_weight * power(0.5, {{ dbt.datediff('occurred_at', 'as_of_at', 'millisecond') }}
+                 then engagement_weight * power(0.5, {{ millis_between('occurred_at', 'as_of_at') }}
                                                      / (86400000.0 * 14))
                  else 0 end) as engagement_score,
         max(as_of_at) as scored_as_of

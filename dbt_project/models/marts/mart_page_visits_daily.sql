@@ -2,7 +2,7 @@
 -- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'visit_date'],
     incremental_strategy='delete+insert',
 ) }}

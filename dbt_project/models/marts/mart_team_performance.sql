@@ -5,7 +5,7 @@
 -- were derived since this model last read it (refreshed_at); the other weeks are kept.
 
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'week_start'],
     incremental_strategy='delete+insert',
     pre_hook="{{ delete_refreshed_partitions('week_start', week=true) }}",

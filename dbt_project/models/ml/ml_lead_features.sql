@@ -41,7 +41,7 @@ lead_days as (
                                              ('visit', 'page_visit', 2), ('form', 'form_submission', 8),
                                              ('reply', 'email_reply', 10)] %}
         sum(case when event_type = '{{ event_type }}' and not is_bot
-                 then cast(round({{ weight }} * power(0.5, {{ dbt.datediff('occurred_at', dbt.dateadd('day', 1, 'event_date'), 'millisecond') }}
+                 then cast(round({{ weight }} * power(0.5, {{ millis_between('occurred_at', dbt.dateadd('day', 1, 'event_date')) }}
                                                        / {{ half_life_ms }}) * {{ nano }}, 0) as {{ dbt.type_bigint() }})
                  else 0 end) as decayed_{{ name }},
         {% endfor %}
@@ -91,7 +91,7 @@ history as (
         sum(d.page_visits) as page_visits_total,
         sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.page_visits else 0 end) as page_visits_30d,
         {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
-        sum(cast(round(d.decayed_{{ name }} * power(0.5, {{ dbt.datediff(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at', 'millisecond') }}
+        sum(cast(round(d.decayed_{{ name }} * power(0.5, {{ millis_between(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at') }}
                                                             / {{ half_life_ms }}), 0) as {{ dbt.type_bigint() }})) as score_{{ name }},
         {% endfor %}
         min(d.first_event_at) as first_event_at,

@@ -1,5 +1,5 @@
 {{ config(
-    materialized='incremental',
+    materialized=incremental_materialization(),
     unique_key=['tenant_id', 'event_id'],
     incremental_strategy='delete+insert',
 ) }}
@@ -124,7 +124,7 @@ flagged as (
             when e.provider_bot_flag then 'provider_flag'
             when scanner_matches.event_id is not null then 'scanner_user_agent'
             when e.occurred_at >= first_sends.sent_at
-                and e.occurred_at < {{ dbt.dateadd('second', var('bot_seconds_after_send'), 'first_sends.sent_at') }}
+                and e.occurred_at < {{ add_seconds(var('bot_seconds_after_send'), 'first_sends.sent_at') }}
                 then 'within_2s_of_send'
         end as bot_reason
 

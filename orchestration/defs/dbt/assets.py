@@ -15,7 +15,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from leadron import dimension_state
+from leadron import dimension_state, spark_tables
 from leadron.settings import dbt_env, exported, get_settings
 from orchestration.lib.dbt_project import leadron_dbt_project
 from orchestration.lib.resources import writer_lock
@@ -108,6 +108,11 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
             yield from dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path).stream()
             with duckdb.connect(str(settings.warehouse_path)) as con:  # only after a successful build
+                if not settings.raw_in_warehouse:
+                    copied = spark_tables.copy_into_warehouse(con, settings)
+                    context.log.info(
+                        f"copied {len(copied)} Spark tables into the warehouse: {sum(copied.values()):,} rows"
+                    )
                 dimension_state.record(con, dimensions_now)
 
     return dbt_models

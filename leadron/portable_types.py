@@ -1,0 +1,45 @@
+"""The column types a mart is published with, whichever engine built it.
+
+DuckDB sums integers into HUGEINT and counts days in BIGINT; Spark gives BIGINT and INT; Spark's timestamps come
+back with a time zone. Readers (the API, BI tools, exports) should not see which engine ran, so every integer is
+published as BIGINT, every fraction as DOUBLE and every timestamp as a plain UTC TIMESTAMP.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+_INTEGER = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+def portable_type(duckdb_type: str) -> str:
+    if duckdb_type in _INTEGER:
+        return "BIGINT"
+    if duckdb_type in ("FLOAT", "DOUBLE") or re.fullmatch(r"DECIMAL\(\d+,\d+\)", duckdb_type):
+        return "DOUBLE"
+    if duckdb_type.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    return duckdb_type
+
+
+def portable_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    """(name, published type) of each column of `relation` (a table name or a parenthesised query)."""
+    return [(r[0], portable_type(r[1])) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def portable_select(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """A query of `relation` with the published types (a time zone's instant read in UTC)."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    parts = []
+    for name, kind, *_ in described:
+        column = '"' + name.replace('"', '""') + '"'
+        target = portable_type(kind)
+        if kind == "TIMESTAMP WITH TIME ZONE":
+            parts.append(f"timezone('UTC', {column}) AS {column}")
+        elif target != kind:
+            parts.append(f"CAST({column} AS {target}) AS {column}")
+        else:
+            parts.append(column)
+    return f"SELECT {', '.join(parts)} FROM {relation}"
