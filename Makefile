@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the dependency pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick lint check-defs dev dbt-build spark-compile clean
+.PHONY: install demo test test-quick lint check-defs dev dbt-build clean
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -48,15 +48,5 @@ dev: $(STAMP)
 dbt-build: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dbt build --profiles-dir dbt_project
 
-## Portability check: `dbt compile` of the whole project for the Spark dialect, no code changes (its own venv:
-## dbt-spark and pyspark, which need Java 17; Spark's local metastore files stay in dbt_project/target-spark).
-SPARK_VENV := .venv-spark
-spark-compile:
-	test -x $(SPARK_VENV)/bin/dbt || { $(PYTHON) -m venv $(SPARK_VENV) && \
-	  $(SPARK_VENV)/bin/python -m pip install --quiet "dbt-core==1.11.16" "dbt-spark[session]==1.11.0" "pyspark==4.3.0"; }
-	mkdir -p dbt_project/target-spark
-	cd dbt_project/target-spark && $(CURDIR)/$(SPARK_VENV)/bin/dbt compile --project-dir $(CURDIR) \
-	  --profiles-dir $(CURDIR)/dbt_project --target spark --target-path dbt_project/target-spark --quiet
-
 clean:
-	rm -rf .leadron dbt_project/target dbt_project/target-spark target logs .pytest_cache
+	rm -rf .leadron dbt_project/target target logs .pytest_cache
