@@ -57,7 +57,8 @@ class FeatureSchema:
         for name, values in self.categorical.items():
             column = frame[name]
             text = column.astype(object).where(column.isna(), column.astype(str))  # str(v), gaps kept
-            out[name] = pd.Categorical(text, categories=values)  # an unseen category becomes missing
+            known = text.where(text.isin(values))  # an unseen category becomes missing
+            out[name] = pd.Categorical(known, categories=values)
         return pd.DataFrame(out, index=frame.index)
 
     def to_dict(self) -> dict:

@@ -2,20 +2,20 @@
 
 One landing zone (the hand-made fixture with its late file, and a small generated dataset) is built twice,
 by the CLI as an operator runs it: on DuckDB, and on local Spark (dbt-spark's session method, one Spark
-start). Every published table must have the same columns, types and rows. Doubles are compared to 1e-9
-relative: Spark and DuckDB add up averages in another order.
+start, every data test). tests/engines_build.py runs both in the background of the session. Every published
+table must have the same columns, types and rows. Doubles are compared to 1e-9 relative: Spark and DuckDB add
+up averages in another order.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import _HOME_VARS, FIXTURES, leadron
+from tests.conftest import engines_result
 from tests.test_handmade_kpis import COLUMNS, EXPECTED
 
 pytestmark = pytest.mark.slow
@@ -24,40 +24,12 @@ pytestmark = pytest.mark.slow
 RUN_TIME_COLUMNS = {"refreshed_at", "scored_at"}
 
 
-def _env(home, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _HOME_VARS and not k.startswith("LEADRON_")}
-    # A fixed as-of time: the engagement score decays with it. Small Spark settings for a small dataset.
-    return {
-        **env,
-        "LEADRON_HOME": str(home),
-        "LEADRON_AS_OF": "2026-04-01 00:00:00",
-        "LEADRON_SPARK_SHUFFLE_PARTITIONS": "1",
-        "LEADRON_SPARK_DRIVER_MEMORY": "1g",
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
-def homes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("engines")
-    generated = root / "generated"
-    done = leadron("generate", "--out", str(generated), "--events", "3000", "--tenants", "2", "--days", "45",
-                   "--end", "2026-03-31", "--seed", "11", env=_env(root / "unused"))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    duck, spark = root / "duckdb", root / "spark"
-    # The generated data first, so the hand-made dimension snapshots are each tenant's newest.
-    for folder in (generated, FIXTURES / "handmade", FIXTURES / "handmade" / "late"):
-        done = leadron("import", str(folder), env=_env(duck))
-        assert done.returncode == 0, done.stdout + done.stderr
-    # The Spark home starts from the same landing zone: the same batches, receipt times and event ids.
-    shutil.copytree(duck / "landing", spark / "landing")
-    runs = {
-        "duckdb": leadron("run", env=_env(duck)),
-        "spark": leadron("run", env=_env(spark, LEADRON_DBT_TARGET="spark"), timeout=900),
-    }
-    for engine, done in runs.items():
-        assert done.returncode == 0, f"{engine}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
-    return duck, spark, runs
+def homes():
+    result = engines_result()
+    for step in result["steps"]:
+        assert step["returncode"] == 0, step
+    return Path(result["duckdb"]), Path(result["spark"]), result["steps"][-1]
 
 
 def published(home) -> dict[str, tuple[list[tuple], list[tuple]]]:
@@ -105,9 +77,9 @@ def test_spark_build_keeps_the_hand_computed_counts(homes):
 
 def test_spark_tables_are_spark_built(homes):
     # The marts came from Spark's own tables (Parquet under LEADRON_HOME/spark), not from a DuckDB build.
-    _, spark, runs = homes
+    _, spark, spark_run = homes
     tables = spark / "spark" / "warehouse"
     assert {p.name for p in (tables / "marts.db").iterdir()} >= {"fct_events", "mart_kpis_daily"}
     assert list((tables / "marts.db" / "mart_kpis_daily").glob("*.parquet"))
     assert not list((spark / "spark" / "raw" / "events").glob(".*"))  # no partial raw file left
-    assert "run: succeeded" in runs["spark"].stdout + runs["spark"].stderr
+    assert spark_run["args"] == ["run"] and "run: succeeded" in spark_run["output"]
