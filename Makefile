@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the dependency pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-quick lint check-defs dev dbt-build clean
+.PHONY: install demo test test-spark test-quick lint check-defs dev dbt-build clean
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -23,7 +23,12 @@ demo: $(STAMP)
 
 ## The whole test suite (what CI runs): lint and format check, the Dagster definitions, then pytest.
 test: $(STAMP) lint check-defs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not spark"
+
+## The Spark build on both engines (tests/test_spark_build.py): installs the spark extra (dbt-spark, pyspark) first.
+test-spark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,spark]'
+	$(BIN)/python -m pytest -m spark
 
 ## ruff: lint and format check (configured in pyproject.toml).
 lint: $(STAMP)
@@ -36,7 +41,7 @@ check-defs: $(STAMP)
 
 ## The inner loop: everything but the slow tests (whole pipeline builds, servers under load). CI runs `make test`.
 test-quick: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not spark"
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -69,10 +70,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _engine_problem(target: str) -> str | None:
+    """Why the dbt target cannot run here, if it cannot (said before Dagster and dbt start)."""
+    if target not in ("duckdb", "spark"):
+        return f"LEADRON_DBT_TARGET={target!r}: the targets are duckdb and spark"
+    if target == "spark" and importlib.util.find_spec("dbt.adapters.spark") is None:
+        return (
+            "LEADRON_DBT_TARGET=spark needs the spark extra: pip install -c constraints.txt -e '.[spark]' (and Java 17)"
+        )
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.runner import run_build
 
     settings = get_settings()
+    problem = _engine_problem(settings.dbt_target)
+    if problem:
+        print(f"leadron run: {problem}", file=sys.stderr)
+        return 2
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
     outcome = run_build(settings, partition=args.partition, progress=_stage, full_refresh=args.full_refresh)
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"

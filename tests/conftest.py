@@ -20,7 +20,6 @@ from aiosmtpd.controller import Controller
 
 from leadron.mailer import SmtpSettings
 from leadron.settings import Settings, get_settings
-from tests import engines_build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME")
@@ -30,7 +29,6 @@ warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 # Debian's chromium for the browser test, installed in the background while the other tests run.
 CHROMIUM_LOG = Path(tempfile.gettempdir()) / "leadron-chromium-install.log"
 _chromium_install: subprocess.Popen | None = None
-_engines: engines_build.Background | None = None
 
 
 def pytest_sessionstart(session) -> None:
@@ -45,24 +43,6 @@ def pytest_sessionstart(session) -> None:
             stderr=subprocess.STDOUT,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
-
-
-@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only when the Spark test will run
-def pytest_collection_modifyitems(session, config, items) -> None:
-    global _engines
-    if _engines is None and any(item.nodeid.startswith("tests/test_spark_build.py") for item in items):
-        _engines = engines_build.Background()
-
-
-def pytest_sessionfinish(session, exitstatus) -> None:
-    if _engines is not None:
-        _engines.stop()
-
-
-def engines_result() -> dict:
-    """The DuckDB and Spark builds of tests/engines_build.py, started in the background at collection."""
-    assert _engines is not None, "tests/test_spark_build.py was not collected"
-    return _engines.result()
 
 
 def chromium_path(timeout_s: float = 900) -> str | None:

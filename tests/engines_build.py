@@ -1,11 +1,6 @@
-"""One landing zone built by the CLI on DuckDB and on Spark, in the background of the test session.
+"""One landing zone built by the CLI on DuckDB and on Spark (what tests/test_spark_build.py compares).
 
-The Spark build is the slowest thing the suite does (a JVM, 178 dbt nodes at Spark's per-query cost: about
-two and a half minutes here), and most of the suite waits on servers and subprocesses with a core idle. So
-when tests/test_spark_build.py is collected, conftest starts this module as a process at the lowest CPU
-priority (nice 19: it takes only the CPU the other tests leave) and the test waits for it at the end.
-
-    python -m tests.engines_build ROOT      -> ROOT/duckdb, ROOT/spark (homes), ROOT/result.json
+python -m tests.engines_build ROOT      -> ROOT/duckdb, ROOT/spark (homes), ROOT/result.json
 """
 
 from __future__ import annotations
@@ -15,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -54,34 +48,6 @@ def build_both(root: Path) -> dict:
     steps.append(cli("run", env=cli_env(duck)))
     steps.append(cli("run", env=cli_env(spark, LEADRON_DBT_TARGET="spark")))
     return {"duckdb": str(duck), "spark": str(spark), "steps": steps}
-
-
-class Background:
-    """The build process started at session start, waited for by the test."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="leadron-engines-"))
-        self.log = (self.root / "build.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.engines_build", str(self.root)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=lambda: os.nice(19),  # only the CPU other tests leave
-            cwd=Path(__file__).parents[1],
-        )
-
-    def result(self, timeout_s: float = 1500) -> dict:
-        self.process.wait(timeout=timeout_s)
-        self.log.close()
-        assert self.process.returncode == 0, (self.root / "build.log").read_text()[-4000:]
-        return json.loads((self.root / "result.json").read_text())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

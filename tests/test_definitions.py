@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -156,3 +157,12 @@ def test_demo_gives_every_step_the_options_it_reads():
         step = vars(parser.parse_args(command))
         missing = set(step) - set(demo) - {"func", "out", "dir", "command"}
         assert not missing, (command, missing)
+
+
+def test_an_unknown_dbt_target_is_refused_before_any_run(tmp_path):
+    from tests.conftest import leadron
+
+    env = {**os.environ, "LEADRON_HOME": str(tmp_path / "home"), "LEADRON_DBT_TARGET": "oracle"}
+    done = leadron("run", env=env, timeout=60)
+    assert done.returncode == 2 and "LEADRON_DBT_TARGET='oracle': the targets are duckdb and spark" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "home" / "dagster").exists()
