@@ -159,10 +159,23 @@ def test_explain_equals_pred_contrib_on_every_row(model):
     expected = trained.booster.predict(X, pred_contrib=True)
     # Tree by tree, the sums are added in another order than LightGBM's: equal to the last bits.
     assert np.allclose(trained.explain(rows).to_numpy(), expected, rtol=0, atol=1e-12)
+    group, raw, _ = trained.explain_grouped(rows)
+    assert np.array_equal(raw[group], trained.raw_score(rows))  # scores are LightGBM's own, bit for bit
     keys = ml_explain.decision_keys(trained.booster, X)
     group, first = ml_explain.decision_groups(keys)
     assert len(first) == np.unique(keys, axis=1).shape[1] < len(rows)  # the reuse happened: fewer patterns than rows
     assert (keys[:, first][:, group] == keys).all()
+
+
+def test_explain_of_trees_too_large_to_pack_is_pred_contrib():
+    # More than MAX_TREE_SPLITS splits a tree: the contributions come from pred_contrib on the distinct rows.
+    frame = synthetic(3600)
+    trained = fit(
+        frame, "converted", time_column="week", params={"num_leaves": 64, "max_depth": -1, "min_data_in_leaf": 5}
+    )
+    assert max(map(len, ml_explain.tree_splits(trained.booster))) > ml_explain.MAX_TREE_SPLITS
+    expected = trained.booster.predict(trained.schema.transform(frame), pred_contrib=True)
+    assert np.array_equal(trained.explain(frame).to_numpy(), expected)
 
 
 def test_saved_model_predicts_the_same(model, tmp_path):
