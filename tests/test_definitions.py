@@ -166,3 +166,20 @@ def test_an_unknown_dbt_target_is_refused_before_any_run(tmp_path):
     done = leadron("run", env=env, timeout=60)
     assert done.returncode == 2 and "LEADRON_DBT_TARGET='oracle': the targets are duckdb and spark" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "home" / "dagster").exists()
+
+
+def test_models_dbt_built_but_dagster_did_not_read_are_counted():
+    from orchestration.defs.dbt.assets import unread_results
+
+    results = {
+        "results": [
+            {"unique_id": "model.leadron.fct_events", "status": "success"},
+            {"unique_id": "model.leadron.mart_kpis_daily", "status": "success"},
+            {"unique_id": "model.leadron.mart_funnel_web", "status": "skipped"},
+            {"unique_id": "seed.leadron.scanner_user_agents", "status": "success"},
+            {"unique_id": "test.leadron.not_null_x", "status": "pass"},
+            {"unique_id": "operation.leadron.leadron-on-run-start-0", "status": "success"},
+        ]
+    }
+    assert unread_results(results, outputs=3) == 0
+    assert unread_results(results, outputs=2) == 1  # one model's event was lost: the step must fail

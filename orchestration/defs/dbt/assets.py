@@ -69,6 +69,16 @@ def window_env(window: tuple[date, date] | None) -> dict[str, str]:
     return {"LEADRON_DBT_MIN_DATE": first, "LEADRON_DBT_MAX_DATE": last}
 
 
+def unread_results(run_results: Mapping[str, Any], outputs: int) -> int:
+    """How many models and seeds dbt reports built beyond the `outputs` Dagster read from its events."""
+    built = sum(
+        1
+        for r in run_results.get("results", [])
+        if r["unique_id"].split(".")[0] in ("model", "seed") and r["status"] == "success"
+    )
+    return max(0, built - outputs)
+
+
 def run_window(tags: Mapping[str, str]) -> tuple[date, date] | None:
     """The event days a run covers, from its partition-range tags (none for an unpartitioned run)."""
     first, last = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
@@ -106,7 +116,16 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
             if dimensions_changed and not config.full_refresh:
                 context.log.info("dimension snapshots differ from the last build's: rebuilding from all history")
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            yield from dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path).stream()
+            invocation = dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path)
+            outputs = 0
+            for event in invocation.stream():
+                outputs += isinstance(event, dg.Output)
+                yield event
+            unread = unread_results(invocation.get_artifact("run_results.json"), outputs)
+            if unread:
+                # dagster-dbt reads dbt's events from its output; a garbled line loses one, and the assets
+                # after it would be skipped while the run reads as a success.
+                raise dg.Failure(f"dbt built {unread} more models and seeds than Dagster read events for")
             with duckdb.connect(str(settings.warehouse_path)) as con:  # only after a successful build
                 if not settings.raw_in_warehouse:
                     copied = spark_tables.copy_into_warehouse(con, settings)
