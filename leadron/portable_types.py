@@ -24,22 +24,18 @@ def portable_type(duckdb_type: str) -> str:
     return duckdb_type
 
 
-def portable_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
-    """(name, published type) of each column of `relation` (a table name or a parenthesised query)."""
-    return [(r[0], portable_type(r[1])) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-
-
-def portable_select(con: duckdb.DuckDBPyConnection, relation: str) -> str:
-    """A query of `relation` with the published types (a time zone's instant read in UTC)."""
-    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    parts = []
-    for name, kind, *_ in described:
+def portable_select(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, list[tuple[str, str]]]:
+    """A query of `relation` (a table name or a parenthesised query) with the published types (a time zone's
+    instant read in UTC), and its (name, published type) columns."""
+    parts, columns = [], []
+    for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
         column = '"' + name.replace('"', '""') + '"'
         target = portable_type(kind)
+        columns.append((name, target))
         if kind == "TIMESTAMP WITH TIME ZONE":
             parts.append(f"timezone('UTC', {column}) AS {column}")
         elif target != kind:
             parts.append(f"CAST({column} AS {target}) AS {column}")
         else:
             parts.append(column)
-    return f"SELECT {', '.join(parts)} FROM {relation}"
+    return f"SELECT {', '.join(parts)} FROM {relation}", columns

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import duckdb
 
-from leadron.portable_types import portable_columns, portable_select
+from leadron.portable_types import portable_select
+from leadron.sql_text import sql_path
 
 MARTS_SCHEMA = "marts"
 KEEP_VERSIONS = 3
@@ -113,9 +114,9 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
         for mart in marts:
             # Names come from the catalog (information_schema), quoted; no value is formatted in.
             table = f'{MARTS_SCHEMA}."{mart}"'
-            source = f"({portable_select(con, table)})"  # the same types whichever engine built it
+            select, columns = portable_select(con, table)
+            source = f"({select})"  # the same types whichever engine built it
             copy = f'publication.main."{mart}"'
-            columns = portable_columns(con, table)
             day = DAY_PARTITIONED.get(mart)
             changed_months = None  # None: every file written anew
             if day and mart in held and [c[:2] for c in con.execute(f"DESCRIBE {copy}").fetchall()] == columns:
@@ -128,7 +129,7 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
                     con, source, day, target, previous and previous / "parquet" / mart, changed_months
                 )
             else:
-                con.execute(f"COPY {source} TO '{_sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
+                con.execute(f"COPY {source} TO '{sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
             files = [
                 {
                     "path": str(path.relative_to(staging)),
@@ -216,7 +217,7 @@ def _write_monthly_parquet(
         scratch = target.with_name(f".{target.name}.written")
         con.execute(
             f"COPY (SELECT *, strftime({day}, '%Y-%m') AS {month} FROM {source} "
-            f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{_sql_path(scratch)}' "
+            f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{sql_path(scratch)}' "
             f"(FORMAT parquet, PARTITION_BY (tenant_id, {month}))",
             [sorted(write)],
         )
@@ -229,11 +230,6 @@ def _write_monthly_parquet(
 
 def _parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return int(con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0])
-
-
-def _sql_path(path: Path) -> str:
-    # COPY takes no parameter for its target; the path is ours (LEADRON_HOME), quotes doubled anyway.
-    return str(path).replace("'", "''")
 
 
 def _prune(publish_dir: Path, keep: int) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from leadron import dimensions, landing
 from leadron.settings import Settings
+from leadron.sql_text import sql_path
 
 RAW_SCHEMA = "raw"
 
@@ -115,15 +115,11 @@ def _events_to_parquet(con: duckdb.DuckDBPyConnection, settings: Settings, windo
             continue
         partial = folder / f".{day.isoformat()}.parquet.partial"  # hidden: Spark skips dot files
         con.execute(
-            f"COPY (SELECT * FROM _raw_events WHERE event_date = ?) TO '{_sql_path(partial)}' (FORMAT parquet)", [day]
+            f"COPY (SELECT * FROM _raw_events WHERE event_date = ?) TO '{sql_path(partial)}' (FORMAT parquet)", [day]
         )
         os.replace(partial, target)
     con.execute("DROP TABLE _raw_events")
     return sum(loaded.values())
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 @dataclass(frozen=True)
@@ -210,19 +206,21 @@ def _dimension_to_parquet(
     folder = settings.raw_parquet_dir / name
     target = folder / "data.parquet"
     if target.exists() and files:
-        held = con.execute("SELECT DISTINCT snapshot_id FROM read_parquet(?)", [str(target)]).fetchall()
         same = [c[0] for c in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()]
-        if same == [*schema.names, "loaded_at"] and {r[0] for r in held} == {_snapshot_id(f) for f in files}:
-            rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone()[0]
-            return DimensionLoad(len(files), rows, latest, reloaded=False)
+        if same == [*schema.names, "loaded_at"]:
+            held, rows = con.execute(
+                "SELECT list(DISTINCT snapshot_id), count(*) FROM read_parquet(?)", [str(target)]
+            ).fetchone()
+            if set(held or []) == {_snapshot_id(f) for f in files}:
+                return DimensionLoad(len(files), rows, latest, reloaded=False)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / ".data.parquet.partial"
     if files:
-        con.execute(f"COPY ({_snapshots_select(schema)}) TO '{_sql_path(partial)}' (FORMAT parquet)", [files])
+        con.execute(f"COPY ({_snapshots_select(schema)}) TO '{sql_path(partial)}' (FORMAT parquet)", [files])
     else:
         con.register("_empty_like", schema.empty_table())
         con.execute(
-            f"COPY (SELECT *, NULL::TIMESTAMP AS loaded_at FROM _empty_like) TO '{_sql_path(partial)}' (FORMAT parquet)"
+            f"COPY (SELECT *, NULL::TIMESTAMP AS loaded_at FROM _empty_like) TO '{sql_path(partial)}' (FORMAT parquet)"
         )
         con.unregister("_empty_like")
     os.replace(partial, target)

@@ -12,6 +12,7 @@ import duckdb
 
 from leadron.portable_types import portable_select
 from leadron.settings import Settings
+from leadron.sql_text import sql_path
 
 # schema -> the tables copied (None: all of them).
 COPIED = {"marts": None, "ml": None, "staging": ("stg_leadron__events",)}
@@ -29,10 +30,10 @@ def copy_into_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings) -> d
             files = sorted(str(f) for f in table.glob("*.parquet"))  # Spark's part files (an empty table has one)
             if not files:
                 raise RuntimeError(f"Spark table {schema}.{table.name} has no Parquet file under {table}")
-            # Paths are ours (LEADRON_SPARK_DIR), quotes doubled; the name comes from Spark's folder.
-            relation = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+            # The table's name comes from Spark's folder.
+            relation = "read_parquet([" + ", ".join(f"'{sql_path(f)}'" for f in files) + "])"
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            con.execute(f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS {portable_select(con, relation)}')
+            con.execute(f'CREATE OR REPLACE TABLE {schema}."{table.name}" AS {portable_select(con, relation)[0]}')
             copied[f"{schema}.{table.name}"] = con.execute(f'SELECT count(*) FROM {schema}."{table.name}"').fetchone()[
                 0
             ]

@@ -2,7 +2,7 @@
 
 One landing zone (the hand-made fixture with its late file, and a small generated dataset) is built twice,
 by the CLI as an operator runs it: on DuckDB, and on local Spark (dbt-spark's session method, one Spark
-start, every data test; tests/engines_build.py). Every published table must have the same columns, types and
+start, every data test). Every published table must have the same columns, types and
 rows. Doubles are compared to 1e-9 relative: Spark and DuckDB add
 up averages in another order.
 """
@@ -10,12 +10,14 @@ up averages in another order.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.engines_build import build_both
+from tests.conftest import _HOME_VARS, FIXTURES, leadron
 from tests.test_handmade_kpis import COLUMNS, EXPECTED
 
 # `make test-spark` runs these (about three minutes: a JVM, and 178 dbt nodes at Spark's per-query cost); `make test`
@@ -24,6 +26,37 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 # When each run derived its rows: the two builds ran at different times, so these differ by design.
 RUN_TIME_COLUMNS = {"refreshed_at", "scored_at"}
+
+
+# A fixed as-of time (the engagement score decays with it); small Spark settings for a small dataset.
+ENGINE_ENV = {
+    "LEADRON_AS_OF": "2026-04-01 00:00:00",
+    "LEADRON_SPARK_SHUFFLE_PARTITIONS": "1",
+    "LEADRON_SPARK_DRIVER_MEMORY": "1g",
+}
+
+
+def cli(*args: str, home: Path, **extra: str) -> dict:
+    """`leadron ARGS` on `home` with ENGINE_ENV; (args, return code, the output's end)."""
+    env = {k: v for k, v in os.environ.items() if k not in _HOME_VARS and not k.startswith("LEADRON_")}
+    done = leadron(*args, env={**env, "LEADRON_HOME": str(home), **ENGINE_ENV, **extra}, timeout=1200)
+    return {"args": list(args), "returncode": done.returncode, "output": (done.stdout + done.stderr)[-4000:]}
+
+
+def build_both(root: Path) -> dict:
+    generated, duck, spark = root / "generated", root / "duckdb", root / "spark"
+    steps = [
+        cli("generate", "--out", str(generated), "--events", "3000", "--tenants", "2", "--days", "45",
+            "--end", "2026-03-31", "--seed", "11", home=root / "unused"),
+    ]  # fmt: skip
+    # The generated data first, so the hand-made dimension snapshots are each tenant's newest.
+    for folder in (generated, FIXTURES / "handmade", FIXTURES / "handmade" / "late"):
+        steps.append(cli("import", str(folder), home=duck))
+    # The Spark home starts from the same landing zone: the same batches, receipt times and event ids.
+    shutil.copytree(duck / "landing", spark / "landing")
+    steps.append(cli("run", home=duck))
+    steps.append(cli("run", home=spark, LEADRON_DBT_TARGET="spark"))
+    return {"duckdb": str(duck), "spark": str(spark), "steps": steps}
 
 
 @pytest.fixture(scope="module")
