@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Reinstall when the dependency pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+SPARK_STAMP := $(STAMP)-spark
+# Test workers: the suite waits on servers, subprocesses and the JVM as much as it computes.
+WORKERS ?= 2
 
 .PHONY: install demo test test-spark test-quick lint check-defs dev dbt-build clean
 
@@ -15,19 +18,24 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The spark extra (dbt-spark, pyspark: about 350 MB) only where the tests need it.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,spark]'
+	touch $@
+
 install: $(STAMP)
 
 ## Generate 1M demo events, import them, build the warehouse through Dagster, print a summary.
 demo: $(STAMP)
 	$(BIN)/leadron demo
 
-## The whole test suite (what CI runs): lint and format check, the Dagster definitions, then pytest.
-test: $(STAMP) lint check-defs
-	$(BIN)/python -m pytest -m "not spark"
+## The whole test suite (what CI runs): lint and format check, the Dagster definitions, then pytest on
+## $(WORKERS) workers (a test file stays on one worker), the Spark build included.
+test: $(SPARK_STAMP) lint check-defs
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
-## The Spark build on both engines (tests/test_spark_build.py): installs the spark extra (dbt-spark, pyspark) first.
-test-spark: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,spark]'
+## The Spark build on both engines alone (tests/test_spark_build.py).
+test-spark: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -m spark
 
 ## ruff: lint and format check (configured in pyproject.toml).
@@ -41,7 +49,7 @@ check-defs: $(STAMP)
 
 ## The inner loop: everything but the slow tests (whole pipeline builds, servers under load). CI runs `make test`.
 test-quick: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow and not spark"
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow and not spark"
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)

@@ -31,6 +31,7 @@ class Settings:
     dagster_home: Path
     partition_start: date
     dbt_target: str
+    dbt_target_dir: Path
     spark_dir: Path
     raw_parquet_dir: Path
     spark_master: str
@@ -241,6 +242,8 @@ def get_settings() -> Settings:
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
+        # dbt's target folder (manifest, partial parse, run results): one per process that runs dbt at once.
+        dbt_target_dir=Path(_env("LEADRON_DBT_TARGET_DIR", str(PROJECT_ROOT / "dbt_project" / "target"))).resolve(),
         spark_dir=Path(_env("LEADRON_SPARK_DIR", str(home / "spark"))).resolve(),
         raw_parquet_dir=Path(_env("LEADRON_RAW_PARQUET_DIR", str(home / "spark" / "raw"))).resolve(),
         spark_master=_env("LEADRON_SPARK_MASTER", "local[*]"),

@@ -26,20 +26,34 @@ _HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
-# Debian's chromium for the browser test, installed in the background while the other tests run.
-CHROMIUM_LOG = Path(tempfile.gettempdir()) / "leadron-chromium-install.log"
+# Debian's chromium for the browser test, installed in the background while the other tests run. Each xdist
+# worker starts the install under one lock: the first installs, the others then find chromium there.
+CHROMIUM_LOG = Path(tempfile.gettempdir()) / f"leadron-chromium-install-{os.getpid()}.log"
 _chromium_install: subprocess.Popen | None = None
+
+
+def pytest_configure(config) -> None:
+    # dbt writes its manifest, partial parse and run results into its target folder: each xdist worker gets its
+    # own, so two workers' builds never read each other's (under the repository's target/, which dbt's
+    # fingerprint skips). A worker inherits the controller's environment, so this sets, not defaults.
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker:
+        target = Path(__file__).parents[1] / "target" / f"pytest-{worker}"
+        os.environ["LEADRON_DBT_TARGET_DIR"] = os.environ["DBT_LOG_PATH"] = str(target)
 
 
 def pytest_sessionstart(session) -> None:
     global _chromium_install
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+    if shutil.which("chromium") or not shutil.which("apt-get") or not shutil.which("flock") or os.geteuid() != 0:
         return
-    command = "apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)"
-    with CHROMIUM_LOG.open("w") as log:
+    if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
+        return  # the xdist controller runs no test
+    install = "apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)"
+    lock = Path(tempfile.gettempdir()) / "leadron-chromium-install.lock"
+    with CHROMIUM_LOG.open("w") as out:
         _chromium_install = subprocess.Popen(
-            ["sh", "-c", command],
-            stdout=log,
+            ["flock", str(lock), "sh", "-c", f"command -v chromium || {{ {install}; }}"],
+            stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
@@ -177,3 +191,14 @@ def metadata_home(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> S
 
 
 from tests.read_api import api  # noqa: E402, F401 - the read API modules' server fixture (one per module)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The Spark build, then the other slow files, then the rest: with one file per worker at a time
+    (`--dist loadfile`), the longest files start first instead of ending the run on one busy worker."""
+    rank = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        order = 0 if item.get_closest_marker("spark") else 1 if item.get_closest_marker("slow") else 2
+        rank[module] = min(rank.get(module, order), order)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a file's own order is kept

@@ -10,7 +10,7 @@ import dagster as dg
 import yaml
 
 from leadron.settings import PROJECT_ROOT, dbt_env, exported
-from orchestration.lib.dbt_project import DBT_DIR, TARGET_DIR, dbt_executable
+from orchestration.lib.dbt_project import DBT_DIR, dbt_executable
 from orchestration.runner import run_build
 from tests.conftest import query, query_dicts
 from tests.reference_metrics import email_performance
@@ -103,7 +103,7 @@ def test_dbt_unit_tests_pass_from_the_command_line(generated_build):
                 "--profiles-dir",
                 str(DBT_DIR),
                 "--target-path",
-                str(TARGET_DIR),
+                str(settings.dbt_target_dir),
             ],
             cwd=PROJECT_ROOT,
             capture_output=True,
@@ -111,7 +111,7 @@ def test_dbt_unit_tests_pass_from_the_command_line(generated_build):
             timeout=300,
         )
     assert done.returncode == 0, done.stdout[-3000:]
-    results = json.loads((TARGET_DIR / "run_results.json").read_text())["results"]
+    results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
     units = [r for r in results if r["unique_id"].startswith("unit_test.")]  # the run-start hook reports too
     passed = [r for r in units if r["status"] == "pass"]
     assert defined >= 10 and len(passed) == len(units) == defined

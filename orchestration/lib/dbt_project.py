@@ -16,8 +16,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from leadron.settings import PROJECT_ROOT, dbt_env, exported, get_settings
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
-TARGET_DIR = DBT_DIR / "target"
-_FINGERPRINT = TARGET_DIR / "leadron_parse_fingerprint"
+_FINGERPRINT = "leadron_parse_fingerprint"  # in the target folder, beside the manifest it vouches for
 
 
 def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
@@ -62,16 +61,18 @@ def dbt_cli(project: DbtProject) -> DbtCliResource:
 
 @cache
 def leadron_dbt_project() -> DbtProject:
+    settings = get_settings()
     project = DbtProject(
         project_dir=PROJECT_ROOT,
         profiles_dir=DBT_DIR,
-        target_path=TARGET_DIR.relative_to(PROJECT_ROOT),
-        target=get_settings().dbt_target,
+        target_path=settings.dbt_target_dir,
+        target=settings.dbt_target,
     )
     fingerprint = source_fingerprint()
-    stale = not project.manifest_path.exists() or not _FINGERPRINT.exists() or _FINGERPRINT.read_text() != fingerprint
+    stamp = settings.dbt_target_dir / _FINGERPRINT
+    stale = not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint
     if stale:
-        with exported(dbt_env(get_settings())):  # the profile the runs will use, so partial parse holds
+        with exported(dbt_env(settings)):  # the profile the runs will use, so partial parse holds
             dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()  # -> manifest.json
-        _FINGERPRINT.write_text(fingerprint)
+        stamp.write_text(fingerprint)
     return project
