@@ -1,5 +1,5 @@
 """The funnel engine: METRICS.md's semantics on hand-made cases, and equality with a plain-Python
-funnel on generated data (the default email and web funnel marts)."""
+funnel on generated data (the engine itself, and the default email and web funnel marts)."""
 
 from __future__ import annotations
 
@@ -153,6 +153,43 @@ def test_default_funnel_marts_equal_plain_python(generated_build):
     )
     _compare(query_dicts(settings, "SELECT * FROM marts.mart_funnel_web"), web, 2, "lead_source")
     assert sum(len(v) for v in email.values()) > 1000
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["email_sent", "email_open", "link_click", "email_reply"],
+        ["email_sent", "email_open", "email_open", "link_click"],  # a repeated type: strictly later
+        ["page_visit", "page_visit", "form_submission"],
+    ],
+)
+def test_engine_equals_plain_python_on_generated_data(generated_build, steps):
+    """Every tenant at once (the engine's grouping by tenant and entity), a 2-day window, entry over part of the
+    data: entities per step, and average and median gaps, against plain Python's greedy search."""
+    settings, input_dir = generated_build
+    entry = (datetime(2026, 2, 1), datetime(2026, 3, 15))
+    events = classified([input_dir], input_dir)
+    best = funnel(events, steps, 2 * 86400, entry=entry)
+    spec = FunnelSpec(
+        steps=[FunnelStep(event_type=t) for t in steps], window_seconds=2 * 86400, start=entry[0], end=entry[1]
+    )
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = {row["tenant_id"]: row["steps"] for row in run_funnel(con, spec)}
+    by_tenant: dict[str, list[list]] = defaultdict(list)
+    for (tenant, _), attempt in best.items():
+        by_tenant[tenant].append(attempt["times"])
+    assert set(rows) == set(by_tenant) and len(by_tenant) == 3
+    for tenant, attempts in by_tenant.items():
+        for k, step in enumerate(rows[tenant], start=1):
+            reached = [t for t in attempts if len(t) >= k]
+            assert step["entities"] == len(reached), (tenant, k)
+            if k > 1 and reached:
+                gaps = [(t[k - 1] - t[k - 2]).total_seconds() for t in reached]
+                assert math.isclose(step["avg_seconds_from_previous"], statistics.mean(gaps), rel_tol=1e-9)
+                assert math.isclose(
+                    step["median_seconds_from_previous"], statistics.median(gaps), rel_tol=1e-9, abs_tol=1e-6
+                )
+    assert sum(rows[tenant][-1]["entities"] for tenant in rows) > 0  # the last step is reached: chains were followed
 
 
 def test_the_portable_funnel_sql_equals_the_asof_form(generated_build, tmp_path):
