@@ -121,7 +121,7 @@ def _best_attempts(spec: FunnelSpec, events: str, params: dict[str, Any]) -> lis
     ]
     starts = " AND ".join([_step_filter("s", 1, params, spec.steps[0]), *entry])
     # The step-1 event's breakdown columns travel with the attempt.
-    first = ", ".join([f"'t1': s.occurred_at", *(f"'{c}': s.{c}" for c in carried)])
+    first = ", ".join(["'t1': s.occurred_at", *(f"'{c}': s.{c}" for c in carried)])
     lists = [f"list({{{first}}}) FILTER (WHERE {starts}) AS s1"]
     lists += [
         f"list(s.occurred_at) FILTER (WHERE {_step_filter('s', k, params, spec.steps[k - 1])}) AS s{k}"
