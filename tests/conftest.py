@@ -44,15 +44,16 @@ def pytest_configure(config) -> None:
 
 def pytest_sessionstart(session) -> None:
     global _chromium_install
-    if shutil.which("chromium") or not shutil.which("apt-get") or not shutil.which("flock") or os.geteuid() != 0:
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     if not hasattr(session.config, "workerinput") and session.config.getoption("numprocesses", None):
         return  # the xdist controller runs no test
     install = "apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)"
-    lock = Path(tempfile.gettempdir()) / "leadron-chromium-install.lock"
+    lock_file = Path(tempfile.gettempdir()) / "leadron-chromium-install.lock"
+    lock = ["flock", str(lock_file)] if shutil.which("flock") else []
     with CHROMIUM_LOG.open("w") as out:
         _chromium_install = subprocess.Popen(
-            ["flock", str(lock), "sh", "-c", f"command -v chromium || {{ {install}; }}"],
+            [*lock, "sh", "-c", f"command -v chromium || {{ {install}; }}"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
