@@ -115,3 +115,23 @@ def test_dbt_unit_tests_pass_from_the_command_line(generated_build):
     units = [r for r in results if r["unique_id"].startswith("unit_test.")]  # the run-start hook reports too
     passed = [r for r in units if r["status"] == "pass"]
     assert defined >= 10 and len(passed) == len(units) == defined
+
+
+def test_every_models_yaml_lists_its_columns_in_built_order(generated_build):
+    # The YAML documents each model's columns, and Spark's exports for the warehouse file take their column
+    # order from it (macros/export_for_warehouse.sql): it must match the DuckDB build exactly.
+    settings, _ = generated_build
+    documented = {}
+    for path in (DBT_DIR / "models").rglob("*.yml"):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):
+            documented[model["name"]] = [column["name"] for column in model.get("columns", [])]
+    built = {}
+    for table, column in query(
+        settings,
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema IN "
+        "('staging', 'intermediate', 'marts', 'ml') ORDER BY table_schema, table_name, ordinal_position",
+    ):
+        built.setdefault(table, []).append(column)
+    models = {p.stem for p in (DBT_DIR / "models").rglob("*.sql")}
+    assert models and models <= set(built)
+    assert {name: documented.get(name) for name in sorted(models)} == {name: built[name] for name in sorted(models)}

@@ -1,14 +1,17 @@
 """The same warehouse on Spark: `LEADRON_DBT_TARGET=spark leadron run` publishes what the DuckDB build publishes.
 
-One landing zone (the hand-made fixture with its late file, and a small generated dataset) is built twice,
-by the CLI as an operator runs it: on DuckDB, and on local Spark (dbt-spark's session method, one Spark
-start, every data test). Every published table must have the same columns, types and
-rows. Doubles are compared to 1e-9 relative: Spark and DuckDB add
-up averages in another order.
+One landing zone (the hand-made fixture, a small generated dataset, and a message whose second, earlier send
+arrives later) is built twice, by the CLI as an operator runs it: on DuckDB in one run after everything landed,
+and on local Spark (dbt-spark's session method, every data test) as a sequence: a first run, then the late
+files land (late and re-delivered events, the earlier send) and a one-day run re-derives from that day on,
+overwriting the tenant partitions it touches and keeping the days before. Every published table must have the
+same columns, types and rows. Doubles are compared to 1e-9 relative: Spark and DuckDB add up averages in
+another order.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -29,7 +32,7 @@ RUN_TIME_COLUMNS = {"refreshed_at", "scored_at"}
 
 # A fixed as-of time (the engagement score decays with it); small Spark settings for a small dataset.
 ENGINE_ENV = {
-    "LEADRON_AS_OF": "2026-04-01 00:00:00",
+    "LEADRON_AS_OF": "2026-04-08 00:00:00",
     "LEADRON_SPARK_SHUFFLE_PARTITIONS": "1",
     "LEADRON_SPARK_DRIVER_MEMORY": "1g",
 }
@@ -38,9 +41,25 @@ ENGINE_ENV = {
 def cli(*args: str, home: Path, **extra: str) -> dict:
     """`leadron ARGS` on `home` with ENGINE_ENV; (args, return code, the output's end)."""
     env = {k: v for k, v in os.environ.items() if k not in _HOME_VARS and not k.startswith("LEADRON_")}
-    env["LEADRON_DBT_TARGET_DIR"] = os.environ["LEADRON_DBT_TARGET_DIR"]  # this worker's (tests/conftest.py)
+    if "LEADRON_DBT_TARGET_DIR" in os.environ:  # an xdist worker's own (tests/conftest.py)
+        env["LEADRON_DBT_TARGET_DIR"] = os.environ["LEADRON_DBT_TARGET_DIR"]
     done = leadron(*args, env={**env, "LEADRON_HOME": str(home), **ENGINE_ENV, **extra}, timeout=1200)
     return {"args": list(args), "returncode": done.returncode, "output": (done.stdout + done.stderr)[-4000:]}
+
+
+def moved_message(generated: Path, first: Path, late: Path) -> None:
+    """A generated lead's new message: sent on 2026-04-02 12:00, after the generated data (alone on its day),
+    and opened on 2026-03-02 00:00:01 (human: before the send), into `first`; a second send on 2026-03-02
+    00:00:00 (another event id), into `late`: it moves the send to the late files' day, so the old day's
+    email-mart rows must go with no new row replacing them, and it makes the open a bot."""
+    events = sorted(generated.glob("events-*.jsonl"))[0].read_text().splitlines()
+    sent = next(e for e in map(json.loads, events) if e["eventType"] == "email_sent")
+    send = {**sent, "eventId": "moved-1", "messageId": "msg-moved", "timestamp": "2026-04-02T12:00:00Z"}
+    opened = {**send, "eventType": "email_open", "eventId": "moved-open", "timestamp": "2026-03-02T00:00:01Z"}
+    earlier = {**send, "eventId": "moved-0", "timestamp": "2026-03-02T00:00:00Z"}
+    for folder, rows in ((first, [send, opened]), (late, [earlier])):
+        folder.mkdir()
+        (folder / "events-moved.jsonl").write_text("".join(json.dumps(e) + "\n" for e in rows))
 
 
 def build_both(root: Path) -> dict:
@@ -49,13 +68,21 @@ def build_both(root: Path) -> dict:
         cli("generate", "--out", str(generated), "--events", "3000", "--tenants", "2", "--days", "45",
             "--end", "2026-03-31", "--seed", "11", home=root / "unused"),
     ]  # fmt: skip
+    moved_message(generated, root / "moved-first", root / "moved-late")
     # The generated data first, so the hand-made dimension snapshots are each tenant's newest.
-    for folder in (generated, FIXTURES / "handmade", FIXTURES / "handmade" / "late"):
+    for folder in (generated, FIXTURES / "handmade", root / "moved-first"):
         steps.append(cli("import", str(folder), home=duck))
-    # The Spark home starts from the same landing zone: the same batches, receipt times and event ids.
+    # The Spark home's landing zone is the DuckDB home's, copied as it grows: the same batches, receipt times
+    # and event ids.
     shutil.copytree(duck / "landing", spark / "landing")
+    for folder in (FIXTURES / "handmade" / "late", root / "moved-late"):
+        steps.append(cli("import", str(folder), home=duck))
     steps.append(cli("run", home=duck))
     steps.append(cli("run", home=spark, LEADRON_DBT_TARGET="spark"))
+    shutil.copytree(duck / "landing", spark / "landing", dirs_exist_ok=True)
+    # The late files' event day: the run loads that day's raw events and re-derives from three days before it
+    # on (lookback_days), keeping earlier days.
+    steps.append(cli("run", "--partition", "2026-03-02", home=spark, LEADRON_DBT_TARGET="spark"))
     return {"duckdb": str(duck), "spark": str(spark), "steps": steps}
 
 
@@ -110,11 +137,31 @@ def test_spark_build_keeps_the_hand_computed_counts(homes):
     assert {tuple(r[:5]): list(r[5:]) for r in rows} == EXPECTED
 
 
-def test_spark_tables_are_spark_built(homes):
-    # The marts came from Spark's own tables (Parquet under LEADRON_HOME/spark), not from a DuckDB build.
+def test_spark_tables_are_spark_built_and_partitioned_by_tenant(homes):
+    # The marts came from Spark's own tables (Parquet under LEADRON_HOME/spark), not from a DuckDB build; the
+    # incremental ones are partitioned by tenant, which the last run overwrote where it re-derived rows.
     _, spark, spark_run = homes
     tables = spark / "spark" / "warehouse"
     assert {p.name for p in (tables / "marts.db").iterdir()} >= {"fct_events", "mart_kpis_daily"}
-    assert list((tables / "marts.db" / "mart_kpis_daily").glob("*.parquet"))
+    assert {p.name for p in (tables / "marts.db" / "fct_events").glob("tenant_id=*")} >= {"tenant_id=acme-corp"}
+    assert list((tables / "marts.db" / "mart_kpis_daily").glob("tenant_id=*/*.parquet"))
     assert not list((spark / "spark" / "raw" / "events").glob(".*"))  # no partial raw file left
-    assert spark_run["args"] == ["run"] and "run: succeeded" in spark_run["output"]
+    assert spark_run["args"] == ["run", "--partition", "2026-03-02"] and "run: succeeded" in spark_run["output"]
+
+
+def test_the_moved_send_left_its_old_day_on_spark(homes):
+    # Re-derived by the Spark run that received the earlier send: the open turned bot, and the old send day's
+    # email-mart row went (else the marts would count the message's send twice).
+    _, spark, _ = homes
+    with duckdb.connect(str(spark / "published" / "marts.duckdb"), read_only=True) as con:
+        bots = con.execute("SELECT is_bot FROM fct_events WHERE event_id = 'moved-open'").fetchall()
+        sent = con.execute("SELECT sum(sent) FROM mart_email_performance_daily").fetchone()[0]
+        old_day = con.execute(
+            "SELECT count(*) FROM mart_email_performance_daily WHERE send_date = '2026-04-02'"
+        ).fetchone()[0]
+        messages = con.execute(
+            "SELECT count(DISTINCT (tenant_id, message_id)) FROM fct_events WHERE event_type = 'email_sent'"
+        ).fetchone()[0]
+    assert bots == [(True,)]
+    assert sent == messages
+    assert old_day == 0

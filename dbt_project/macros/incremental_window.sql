@@ -44,34 +44,28 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- Pre-hook of the email marts: in an incremental run, delete the (tenant, day) partitions the run re-aggregates
-    (refreshed_send_days; with week=true the weeks holding them). delete+insert alone replaces only the
-    partitions the new rows hold, so a day whose only message moved to an earlier send day would keep its rows. -#}
-{% macro delete_refreshed_partitions(day_column, week=false) -%}
-    {%- if is_incremental() -%}
-    {%- set day = week_start('days.send_date') if week else "days.send_date" -%}
-    delete from {{ this }} as target
-    where exists (
-        select 1
-        from ({{ refreshed_send_days(this) }}) as days
-        where days.tenant_id = target.tenant_id and {{ day }} = target.{{ day_column }}
-    )
+{#- The rows of the model's existing table (as `alias`) that an incremental run re-derives beyond those its new
+    rows replace by unique key, from the model's `rederive` config; '' when there are none. Both engines'
+    strategies (macros/partition_overwrite.sql) drop them:
+    - send_days / send_weeks (column): the (tenant, day) partitions, or the weeks holding them, that
+      refreshed_send_days finds; a day whose only message moved to an earlier send day would otherwise keep
+      its rows;
+    - window_weeks (column): the weeks from the run window's first week on, which the model recounts whole,
+      so that a week left with no row (its only activity turned bot, say) goes too. -#}
+{% macro rederived_rows(alias) -%}
+    {%- set rederive = config.get('rederive') or {} -%}
+    {%- set kind, column = rederive.get('rows'), rederive.get('column') -%}
+    {%- if kind in ('send_days', 'send_weeks') -%}
+        {%- set day = week_start('days.send_date') if kind == 'send_weeks' else 'days.send_date' -%}
+        exists (
+            select 1
+            from ({{ refreshed_send_days(this) }}) as days
+            where days.tenant_id = {{ alias }}.tenant_id and {{ day }} = {{ alias }}.{{ column }}
+        )
+    {%- elif kind == 'window_weeks' -%}
+        {%- set window_start = event_window_start() -%}
+        {%- if window_start -%}{{ alias }}.{{ column }} >= {{ week_start(window_start) }}{%- endif -%}
+    {%- elif kind -%}
+        {{ exceptions.raise_compiler_error("rederive rows: " ~ kind ~ " is not one of send_days, send_weeks, window_weeks") }}
     {%- endif -%}
-{%- endmacro %}
-
-{#- Pre-hook of a model that recounts whole weeks from the window's first week: in an incremental run with a
-    window, delete those weeks first, so a week left with no row (its only activity turned bot, say) goes too. -#}
-{% macro delete_window_weeks(week_column) -%}
-    {%- set window_start = event_window_start() if is_incremental() else '' -%}
-    {%- if window_start -%}
-    delete from {{ this }}
-    where {{ week_column }} >= {{ week_start(window_start) }}
-    {%- endif -%}
-{%- endmacro %}
-
-{#- The materialization of the event-grain incremental models: incremental where the engine can re-derive their
-    partitions (DuckDB: delete+insert), else a table rebuilt on every run (Spark, for now: its insert_overwrite
-    replaces whole partitions, which these models do not yet produce). -#}
-{% macro incremental_materialization() -%}
-    {{- return('incremental' if target.type == 'duckdb' else 'table') -}}
 {%- endmacro %}

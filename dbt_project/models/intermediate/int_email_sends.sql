@@ -1,8 +1,4 @@
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'message_id'],
-    incremental_strategy='delete+insert',
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'message_id'])) }}
 
 -- One row per message that has an email_sent event: its first send, with the message's
 -- lead, rep, sequence and step taken from the messages dimension, else from the send event.

@@ -3,10 +3,8 @@
 -- (macros/funnel.sql), which mart_funnel_email aggregates. Incremental: a run re-derives the leads with a step
 -- event from its window's first day minus the lookback, each from all of its events (delete+insert by lead).
 {{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'entity'],
-    incremental_strategy='delete+insert',
     on_schema_change='fail',
+    **partition_overwrite(['tenant_id', 'entity']),
 ) }}
 
 {{ funnel_attempts(

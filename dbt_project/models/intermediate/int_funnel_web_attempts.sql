@@ -2,10 +2,8 @@
 -- window, human events): the funnel engine's per-entity stage (macros/funnel.sql), which mart_funnel_web
 -- aggregates. Incremental like int_funnel_email_attempts.
 {{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'entity'],
-    incremental_strategy='delete+insert',
     on_schema_change='fail',
+    **partition_overwrite(['tenant_id', 'entity']),
 ) }}
 
 {{ funnel_attempts(

@@ -5,12 +5,7 @@
 -- Incremental (with a run window, see event_window_start): the weeks from the one holding the window's
 -- first day are recounted whole (deleted first by the pre-hook); earlier weeks are kept.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'week_start'],
-    incremental_strategy='delete+insert',
-    pre_hook="{{ delete_window_weeks('week_start') }}",
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'window_weeks', 'column': 'week_start'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

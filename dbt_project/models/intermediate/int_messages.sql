@@ -6,11 +6,7 @@
 -- messages with a send, bounce, open or click in the window and those whose attributed replies changed
 -- (a reply re-attributed changes its old message too); the others are kept.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'message_id'],
-    incremental_strategy='delete+insert',
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'message_id'])) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -7,11 +7,7 @@
 -- others kept. A send can only explain a reply after it, so a late send is in the window of every reply
 -- it can take.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'event_id'],
-    incremental_strategy='delete+insert',
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'event_id'])) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -1,11 +1,7 @@
 -- Activity view: events by the UTC day they happened (not by send day), all and human only.
 -- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'event_date'],
-    incremental_strategy='delete+insert',
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'event_date'])) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

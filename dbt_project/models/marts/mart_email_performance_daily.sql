@@ -6,12 +6,7 @@
 -- Incremental: re-aggregates whole (tenant, send day) partitions of the messages int_messages derived
 -- since this model last read it (refreshed_at); the other days are kept.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'send_date'],
-    incremental_strategy='delete+insert',
-    pre_hook="{{ delete_refreshed_partitions('send_date') }}",
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'send_date'], rederive={'rows': 'send_days', 'column': 'send_date'})) }}
 
 with {% if is_incremental() %}changed_days as (
 

@@ -6,12 +6,7 @@
 -- model last read it (refreshed_at); conversions come from the leads dimension, whose new snapshots make
 -- the run rebuild in full.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'kpi_date'],
-    incremental_strategy='delete+insert',
-    pre_hook="{{ delete_refreshed_partitions('kpi_date') }}",
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'kpi_date'], rederive={'rows': 'send_days', 'column': 'kpi_date'})) }}
 
 with {% if is_incremental() %}changed_days as (
 

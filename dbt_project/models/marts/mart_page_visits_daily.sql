@@ -1,11 +1,7 @@
 -- Page visits per tenant, page URL and UTC day.
 -- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'visit_date'],
-    incremental_strategy='delete+insert',
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'visit_date'])) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -4,12 +4,7 @@
 -- Incremental: re-aggregates whole (tenant, week) partitions holding a send day whose int_messages rows
 -- were derived since this model last read it (refreshed_at); the other weeks are kept.
 
-{{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'week_start'],
-    incremental_strategy='delete+insert',
-    pre_hook="{{ delete_refreshed_partitions('week_start', week=true) }}",
-) }}
+{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'send_weeks', 'column': 'week_start'})) }}
 
 with messages as (
 

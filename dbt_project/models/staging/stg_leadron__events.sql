@@ -1,7 +1,6 @@
 {{ config(
-    materialized=incremental_materialization(),
-    unique_key=['tenant_id', 'event_id'],
-    incremental_strategy='delete+insert',
+    post_hook="{{ export_for_warehouse() }}",
+    **partition_overwrite(['tenant_id', 'event_id']),
 ) }}
 
 -- Typed events, deduplicated on (tenant_id, event_id) across days (first received wins),
