@@ -4,7 +4,8 @@
 ) }}
 
 -- Typed events, deduplicated on (tenant_id, event_id) across days (first received wins),
--- with the bot flag of METRICS.md and the reason for it.
+-- with the bot flag of METRICS.md and the reason for it. The personal fields (user agent, IP, free
+-- properties) stay in raw: no model reads them, and the user agent serves only the bot rule here.
 --
 -- Incremental: a run re-derives every event day from the window's first day (var min_date, else the
 -- environment's LEADRON_DBT_MIN_DATE that a Dagster run sets from its partition range; else the newest
@@ -44,10 +45,8 @@ renamed as (
         form_id,
         case when event_type = 'email_bounce' then coalesce(bounce_type, 'hard') end as bounce_type,
         user_agent,
-        ip,
         coalesce(is_bot, false) as provider_bot_flag,
         sentiment,
-        properties,
         cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
         batch_id,
         source as load_source,
@@ -152,10 +151,7 @@ select
     url,
     form_id,
     bounce_type,
-    user_agent,
-    ip,
     sentiment,
-    properties,
     bot_reason is not null as is_bot,
     bot_reason,
     received_at,
