@@ -1,7 +1,7 @@
 -- The event grain readers need: one row per kept event (deduplicated, bot-flagged), with the message's
 -- workflow, step and rep, the rep's team at the event's time and the lead's source. The read API's
 -- timelines, form-submission and page-visit lists, custom funnels and the real-time KPIs read it from
--- the published copy. No personal data: IP, user agent and free properties stay in staging.
+-- the published copy. No personal data: IP, user agent and free properties stay in raw.
 
 {{ config(**partition_overwrite(['tenant_id', 'event_id'])) }}
 
