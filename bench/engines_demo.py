@@ -8,8 +8,8 @@
    whole pipeline, timed from the outside as an operator sees it.
 3. `leadron run --partition <last day>` on each: the incremental path (DuckDB delete+insert; Spark
    insert_overwrite of the touched tenant partitions).
-4. Every published table compared between the engines (rows, EXCEPT both ways; doubles to 1e-9 relative;
-   without the run-time columns).
+4. Every published table compared between the engines, row by row as tests/test_spark_build.py does
+   (tests/published_tables.py: doubles to 1e-9 relative, without the run-time columns).
 
 Writes bench/results/engines_demo.{json,md}. Needs the spark extra (`pip install -e '.[spark]'`) and Java 17.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -30,9 +29,13 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from leadron import landing  # noqa: E402
+from leadron.settings import exported, get_settings  # noqa: E402
+from tests.published_tables import published, same_value  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 AS_OF = "2026-12-01 00:00:00"  # fixed: the engagement score decays with it
-RUN_TIME_COLUMNS = {"refreshed_at", "scored_at"}
 
 
 def leadron(*args: str, home: Path, target: str = "duckdb") -> float:
@@ -47,44 +50,18 @@ def leadron(*args: str, home: Path, target: str = "duckdb") -> float:
     return round(seconds, 1)
 
 
-def _same(a, b) -> bool:
-    # Spark and DuckDB add up averages in another order: doubles agree to 1e-9 relative, not to the last bit.
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
 def compare(duck: Path, spark: Path) -> dict[str, dict]:
     """Rows per published table, and the rows of each engine the other lacks (doubles to 1e-9 relative)."""
-    con = duckdb.connect()
-    con.execute("ATTACH ? AS d (READ_ONLY)", [str(duck / "published" / "marts.duckdb")])
-    con.execute("ATTACH ? AS s (READ_ONLY)", [str(spark / "published" / "marts.duckdb")])
-    tables = [
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'd' ORDER BY 1"
-        ).fetchall()
-    ]
+    expected, got = published(duck), published(spark)
     out = {}
-    for table in tables:
-        if table == "_publication":
-            continue
-        described = con.execute(f'DESCRIBE d.main."{table}"').fetchall()
-        exact = [f'"{name}"' for name, kind, *_ in described if name not in RUN_TIME_COLUMNS and kind != "DOUBLE"]
-        doubles = [f'"{name}"' for name, kind, *_ in described if name not in RUN_TIME_COLUMNS and kind == "DOUBLE"]
-        columns = ", ".join(exact + doubles)
-        one, other = f'SELECT {columns} FROM d.main."{table}"', f'SELECT {columns} FROM s.main."{table}"'
-        rows = con.execute(f'SELECT count(*) FROM d.main."{table}"').fetchone()[0]
-        if not doubles:
-            only_duckdb = con.execute(f"SELECT count(*) FROM ({one} EXCEPT ALL {other})").fetchone()[0]
-            only_spark = con.execute(f"SELECT count(*) FROM ({other} EXCEPT ALL {one})").fetchone()[0]
-        else:  # sorted on the exact columns first, then row by row
-            mine = con.execute(f"{one} ORDER BY ALL").fetchall()
-            theirs = con.execute(f"{other} ORDER BY ALL").fetchall()
-            differ = sum(not all(map(_same, a, b)) for a, b in zip(mine, theirs))
-            only_duckdb = differ + max(len(mine) - len(theirs), 0)
-            only_spark = differ + max(len(theirs) - len(mine), 0)
-        out[table] = {"rows": rows, "only_duckdb": only_duckdb, "only_spark": only_spark}
+    for table, (_, mine) in expected.items():
+        theirs = got.get(table, (None, []))[1]
+        differ = sum(not all(map(same_value, a, b)) for a, b in zip(mine, theirs))
+        out[table] = {
+            "rows": len(mine),
+            "only_duckdb": differ + max(len(mine) - len(theirs), 0),
+            "only_spark": differ + max(len(theirs) - len(mine), 0),
+        }
     return out
 
 
@@ -100,12 +77,12 @@ def main() -> int:
     duck, spark = home / "duckdb", home / "spark"
     leadron("import", str(source), home=duck)
     shutil.copytree(duck / "landing", spark / "landing")
+    with exported({"LEADRON_HOME": str(duck)}):
+        settings = get_settings()
+    days = landing.event_dates(settings)
     with duckdb.connect() as con:
-        events = con.execute(
-            "SELECT count(*), max(event_date) FROM read_parquet(?, hive_partitioning = true)",
-            [str(duck / "landing" / "events" / "*" / "*" / "*.parquet")],
-        ).fetchone()
-    last_day = str(events[1])
+        events = con.execute("SELECT count(*) FROM read_parquet(?)", [landing.event_files(settings, days)]).fetchone()
+    last_day = str(days[-1])
     seconds = {
         "duckdb_full": leadron("run", home=duck),
         "spark_full": leadron("run", home=spark, target="spark"),

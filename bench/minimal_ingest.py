@@ -18,24 +18,14 @@ from fastapi import FastAPI, Request, Response
 
 _pending: list[tuple[bytes, asyncio.Future]] = []
 _wake = asyncio.Event()
-_log: dict[str, int] = {}
 
 
-def _descriptor() -> int:
-    if "fd" not in _log:
-        folder = os.environ.get("MINIMAL_INGEST_DIR", ".")
-        path = os.path.join(folder, f"events-{os.getpid()}.jsonl")
-        _log["fd"] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    return _log["fd"]
-
-
-def _write_and_sync(data: bytes) -> None:
-    fd = _descriptor()
+def _write_and_sync(fd: int, data: bytes) -> None:
     os.write(fd, data)
     os.fsync(fd)
 
 
-async def _committer() -> None:
+async def _committer(fd: int) -> None:
     # Group commit: everything queued while the previous fsync ran goes out in one write and one fsync.
     loop = asyncio.get_running_loop()
     while True:
@@ -45,16 +35,20 @@ async def _committer() -> None:
         del _pending[:]
         if not batch:
             continue
-        await loop.run_in_executor(None, _write_and_sync, b"".join(data for data, _ in batch))
+        await loop.run_in_executor(None, _write_and_sync, fd, b"".join(data for data, _ in batch))
         for _, done in batch:
             done.set_result(None)
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(_app: FastAPI):
-    committer = asyncio.create_task(_committer())
+    # Each worker process its own log: MINIMAL_INGEST_DIR/events-<pid>.jsonl.
+    path = os.path.join(os.environ.get("MINIMAL_INGEST_DIR", "."), f"events-{os.getpid()}.jsonl")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    committer = asyncio.create_task(_committer(fd))
     yield
     committer.cancel()
+    os.close(fd)
 
 
 app = FastAPI(lifespan=_lifespan)

@@ -20,8 +20,7 @@ from leadron.sql_text import sql_path
 def copy_into_warehouse(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, int]:
     """Replace <schema>.<table> in the warehouse with Spark's table of that name; returns rows per table."""
     copied = {}
-    exports = settings.spark_dir / "exports"
-    for table in sorted(p for p in exports.glob("*/*") if p.is_dir()) if exports.exists() else []:
+    for table in sorted(p for p in (settings.spark_dir / "exports").glob("*/*") if p.is_dir()):
         schema = table.parent.name  # names come from the folders dbt's post-hook wrote
         files = sorted(str(f) for f in table.glob("*.parquet"))  # Spark's part files (an empty table has one)
         if not files:

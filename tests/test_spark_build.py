@@ -12,7 +12,6 @@ another order.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -21,13 +20,11 @@ import duckdb
 import pytest
 
 from tests.conftest import _HOME_VARS, FIXTURES, leadron
+from tests.published_tables import published, same_value
 from tests.test_handmade_kpis import COLUMNS, EXPECTED
 
 # About three minutes: a JVM, and 178 dbt nodes at Spark's per-query cost. `make test` runs it beside the other tests.
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
-
-# When each run derived its rows: the two builds ran at different times, so these differ by design.
-RUN_TIME_COLUMNS = {"refreshed_at", "scored_at"}
 
 
 # A fixed as-of time (the engagement score decays with it); small Spark settings for a small dataset.
@@ -92,26 +89,6 @@ def homes(tmp_path_factory):
     for step in result["steps"]:
         assert step["returncode"] == 0, step
     return Path(result["duckdb"]), Path(result["spark"]), result["steps"][-1]
-
-
-def published(home) -> dict[str, tuple[list[tuple], list[tuple]]]:
-    """Every published table: (its columns and types, its rows sorted)."""
-    with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
-        out = {}
-        for table in tables:
-            if table == "_publication":
-                continue
-            columns = [tuple(c[:2]) for c in con.execute(f'DESCRIBE "{table}"').fetchall()]
-            kept = ", ".join(f'"{name}"' for name, _ in columns if name not in RUN_TIME_COLUMNS)
-            out[table] = (columns, con.execute(f'SELECT {kept} FROM "{table}" ORDER BY ALL').fetchall())
-        return out
-
-
-def same_value(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
 
 
 def test_spark_publishes_the_marts_duckdb_publishes(homes):
