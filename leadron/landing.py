@@ -162,18 +162,21 @@ def event_dates(settings: Settings) -> list[date]:
     return sorted(found)
 
 
+def event_folders(settings: Settings, days: list[date] | None = None) -> list[tuple[Path, date]]:
+    """(folder, day) of every landed batch's events of a day (of `days`, if given), oldest batch first."""
+    root = settings.events_landing_dir
+    wanted = None if days is None else set(days)
+    return [
+        (root / f"batch={batch_id}" / f"event_date={day}", day)
+        for batch_id in event_batches(settings)
+        for day in batch_dates(settings, batch_id)
+        if wanted is None or day in wanted
+    ]
+
+
 def event_files(settings: Settings, days: list[date]) -> list[str]:
     """Parquet files holding events of the given days, across all batches."""
-    root = settings.events_landing_dir
-    wanted = {d.isoformat() for d in days}
-    files = []
-    for batch_id in event_batches(settings):
-        for day in batch_dates(settings, batch_id):
-            if day.isoformat() in wanted:
-                files.extend(
-                    str(p) for p in sorted((root / f"batch={batch_id}" / f"event_date={day}").glob("*.parquet"))
-                )
-    return files
+    return [str(p) for folder, _ in event_folders(settings, days) for p in sorted(folder.glob("*.parquet"))]
 
 
 def dimension_snapshots(settings: Settings, name: str) -> list[str]:

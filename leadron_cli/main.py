@@ -82,15 +82,28 @@ def _engine_problem(target: str) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from orchestration.runner import run_build
+    from orchestration.runner import partition_window, pending_window, pending_work, run_build
 
     settings = get_settings()
     problem = _engine_problem(settings.dbt_target)
     if problem:
         print(f"leadron run: {problem}", file=sys.stderr)
         return 2
+    if args.partition is not None:
+        days = (args.partition, args.partition)
+    elif args.all or args.full_refresh:
+        days = partition_window(settings, None)
+    else:
+        pending = pending_work(settings)
+        days = pending_window(settings, pending)
+        if days is None:
+            _stage("run: nothing landed since the last successful run; `leadron run --all` rebuilds every landed day")
+            return 0
+        _stage("run: re-deriving what landed since the last successful run:")
+        for line in pending.describe():
+            _stage(f"  {line}")
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
-    outcome = run_build(settings, partition=args.partition, progress=_stage, full_refresh=args.full_refresh)
+    outcome = run_build(settings, days=days, progress=_stage, full_refresh=args.full_refresh)
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
     _stage(
         f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
@@ -310,15 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="build the warehouse through Dagster",
-        description="Materialize every asset (raw "
-        "loads, dbt models and tests) in-process with the build_warehouse job, for all days with "
-        "landed events or one --partition day.",
+        description="Materialize every asset (raw loads, dbt models and tests, publication) in-process with "
+        "the build_warehouse job. With no option: the days of what landed since the last successful run "
+        "(a killed or failed run's days included); --all: every landed day; --partition: one day.",
     )
-    p.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--partition", type=_day, default=None, help="only this event day (YYYY-MM-DD)")
+    scope.add_argument("--all", action="store_true", help="every day with landed events")
     p.add_argument(
         "--full-refresh",
         action="store_true",
-        help="rebuild the incremental models from all history "
+        help="rebuild the incremental models from all history, loading every landed day "
         "(after editing a dimension's history, e.g. a rep's past team or a lead's source)",
     )
     p.set_defaults(func=cmd_run)
@@ -340,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.",
     )
     _add_generate_options(p)
-    p.set_defaults(func=cmd_demo, partition=None, full_refresh=False)  # what cmd_run reads
+    p.set_defaults(func=cmd_demo, partition=None, all=False, full_refresh=False)  # what cmd_run reads
 
     p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
     p.add_argument("--host", default="127.0.0.1")

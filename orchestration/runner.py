@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import duckdb
 
-from leadron import landing
+from leadron import landing, run_ledger
 from leadron.settings import Settings
 from orchestration.defs.dbt.jobs import BUILD_JOB
 from orchestration.defs.ml.jobs import TRAIN_JOB
+from orchestration.lib.resources import writer_lock
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,23 @@ def partition_window(settings: Settings, partition: date | None) -> tuple[date, 
         today = datetime.now(UTC).date()
         return today, today
     return days[0], days[-1]
+
+
+def pending_work(settings: Settings) -> run_ledger.Pending:
+    """What landed since the last successful run (read under the warehouse's writer lock)."""
+    with writer_lock(settings), duckdb.connect(str(settings.warehouse_path)) as con:
+        return run_ledger.pending(con, settings)
+
+
+def pending_window(settings: Settings, pending: run_ledger.Pending) -> tuple[date, date] | None:
+    """The event days a run re-derives for `pending`: its first to its last day; the newest landed day when
+    only dimension snapshots landed (the models then rebuild from all history); None when nothing landed."""
+    if pending.days:
+        return pending.days[0], pending.days[-1]
+    if pending.items or pending.first_run:
+        newest = partition_window(settings, None)[1]
+        return newest, newest
+    return None
 
 
 def range_tags(first: date, last: date) -> dict[str, str]:

@@ -6,6 +6,7 @@ included) fails the dbt step and this asset does not run: readers keep the last 
 
 import dagster as dg
 
+from leadron import run_ledger
 from leadron.publish import publish
 from leadron.retention import remove_stale_partials
 from orchestration.defs.dbt.assets import dbt_mart_keys
@@ -31,7 +32,10 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
         for path in remove_stale_partials(settings):
             context.log.warning(f"removed {path}, left half-written by a killed process")
         with warehouse.writer() as con:
+            context.log.info(f"publishing the marts under {settings.publish_dir}")
             publication = publish(con, settings.publish_dir)
+            # Published: what this run's raw load read is processed (`leadron run` re-derives the rest).
+            processed = run_ledger.mark_processed(con, context.run_id)
         context.log.info(
             f"published version {publication.version}: {len(publication.tables)} marts, "
             f"data fresh to {publication.watermark}"
@@ -43,6 +47,7 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
                 "duckdb_copy": dg.MetadataValue.path(str(settings.publish_dir / "marts.duckdb")),
                 "manifest": dg.MetadataValue.path(str(publication.folder / "manifest.json")),
                 "rows": dg.MetadataValue.json(publication.tables),
+                "landed_items_processed": processed,
             }
         )
 
