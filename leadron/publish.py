@@ -79,11 +79,26 @@ def watermark(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0].isoformat() if row and row[0] else None
 
 
-# Marts too large to copy whole each time (10M-row event grain: ~11 s of a ~16 s publication here): the
-# new version starts from the previous one and replaces only the days whose rows differ, in the DuckDB
-# copy and, as months, in the Parquet (tenant_id=<t>/<day column>_month=YYYY-MM/; unchanged months are
-# hard links to the previous version's files, which are never modified).
+# Each version starts from the previous one and replaces only the partitions whose rows differ (row count and
+# a hash of every row), in the DuckDB copy and in the Parquet, whose unchanged folders are hard links to the
+# previous version's files (never modified): a day's run publishes what it changed, not the history. A mart's
+# partition is its tenant; the event-grain marts (10M rows here) go by day, their Parquet by tenant and month.
 DAY_PARTITIONED = {"fct_events": "event_date", "mart_email_performance_daily": "send_date"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    unit: str  # the column whose values are compared and replaced together
+    folders: list[tuple[str, str]]  # Parquet partition folders: (name, SQL expression), tenant first
+    folder_unit: str  # SQL over `unit`: the value of the last folder a changed unit rewrites
+
+
+def layout(mart: str) -> Layout:
+    day = DAY_PARTITIONED.get(mart)
+    if day is None:
+        return Layout("tenant_id", [("tenant_id", "tenant_id")], "tenant_id")
+    month = f"strftime({day}, '%Y-%m')"
+    return Layout(day, [("tenant_id", "tenant_id"), (f"{day}_month", month)], month)
 
 
 def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | None = None) -> Publication:
@@ -117,19 +132,14 @@ def publish(con: duckdb.DuckDBPyConnection, publish_dir: Path, now: datetime | N
             select, columns = portable_select(con, table)
             source = f"({select})"  # the same types whichever engine built it
             copy = f'publication.main."{mart}"'
-            day = DAY_PARTITIONED.get(mart)
-            changed_months = None  # None: every file written anew
-            if day and mart in held and [c[:2] for c in con.execute(f"DESCRIBE {copy}").fetchall()] == columns:
-                changed_months = _patch_changed_days(con, source, copy, day)
+            shape = layout(mart)
+            changed = None  # None: every partition written anew
+            if mart in held and [c[:2] for c in con.execute(f"DESCRIBE {copy}").fetchall()] == columns:
+                changed = _patch_changed(con, source, copy, shape)
             else:
                 con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {source}")
             target = staging / "parquet" / mart
-            if day:
-                _write_monthly_parquet(
-                    con, source, day, target, previous and previous / "parquet" / mart, changed_months
-                )
-            else:
-                con.execute(f"COPY {source} TO '{sql_path(target)}' (FORMAT parquet, PARTITION_BY (tenant_id))")
+            _write_parquet(con, source, shape, target, previous and previous / "parquet" / mart, changed)
             files = [
                 {
                     "path": str(path.relative_to(staging)),
@@ -167,65 +177,69 @@ def _current_folder(publish_dir: Path) -> Path | None:
     return folder if (folder / "marts.duckdb").exists() else None
 
 
-def _patch_changed_days(con: duckdb.DuckDBPyConnection, source: str, copy: str, day: str) -> set[str]:
-    """Replace, in `copy`, the days whose rows differ from `source` (row count and a hash of every row);
-    returns the months (YYYY-MM) of those days."""
-    fingerprint = "SELECT {day} AS day, count(*) AS n, sum(hash(t)::HUGEINT) AS h FROM {table} AS t GROUP BY 1"
+def _patch_changed(con: duckdb.DuckDBPyConnection, source: str, copy: str, shape: Layout) -> set[str]:
+    """Replace, in `copy`, the partitions (values of shape.unit) whose rows differ from `source`; returns the
+    last-folder values (shape.folder_unit) of those partitions."""
+    unit = shape.unit
+    fingerprint = "SELECT {unit} AS unit, count(*) AS n, sum(hash(t)::HUGEINT) AS h FROM {table} AS t GROUP BY 1"
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _changed_days AS
-        SELECT coalesce(a.day, b.day) AS day
-        FROM ({fingerprint.format(day=day, table=source)}) AS a
-        FULL OUTER JOIN ({fingerprint.format(day=day, table=copy)}) AS b ON a.day = b.day
+        CREATE OR REPLACE TEMP TABLE _changed AS
+        SELECT coalesce(a.unit, b.unit) AS {unit}
+        FROM ({fingerprint.format(unit=unit, table=source)}) AS a
+        FULL OUTER JOIN ({fingerprint.format(unit=unit, table=copy)}) AS b ON a.unit = b.unit
         WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h""")
-    con.execute(f"DELETE FROM {copy} WHERE {day} IN (SELECT day FROM _changed_days)")
-    con.execute(f"INSERT INTO {copy} SELECT * FROM {source} WHERE {day} IN (SELECT day FROM _changed_days)")
-    months = {r[0] for r in con.execute("SELECT DISTINCT strftime(day, '%Y-%m') FROM _changed_days").fetchall()}
-    con.execute("DROP TABLE _changed_days")
-    return months
+    con.execute(f"DELETE FROM {copy} WHERE {unit} IN (SELECT {unit} FROM _changed)")
+    con.execute(f"INSERT INTO {copy} SELECT * FROM {source} WHERE {unit} IN (SELECT {unit} FROM _changed)")
+    folders = {str(r[0]) for r in con.execute(f"SELECT DISTINCT {shape.folder_unit} FROM _changed").fetchall()}
+    con.execute("DROP TABLE _changed")
+    return folders
 
 
-def _write_monthly_parquet(
+def _write_parquet(
     con: duckdb.DuckDBPyConnection,
     source: str,
-    day: str,
+    shape: Layout,
     target: Path,
     previous: Path | None,
-    changed_months: set[str] | None,
+    changed: set[str] | None,
 ) -> None:
-    """Parquet by tenant and month of `day`: months not in `changed_months` are hard links to the previous
-    version's files (when it has them in this layout); the others are written from `source`."""
-    month = f"{day}_month"
-    held = {
-        (t, m) for t, m in con.execute(f"SELECT DISTINCT tenant_id, strftime({day}, '%Y-%m') FROM {source}").fetchall()
-    }
+    """Parquet in shape.folders: a folder whose last value is not in `changed` is hard links to the previous
+    version's files (when it has that folder); the others are written from `source` (all when `changed` is None)."""
+    names = [name for name, _ in shape.folders]
+    values = ", ".join(f"{expr} AS {name}" for name, expr in shape.folders)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _folders AS SELECT DISTINCT {values} FROM {source}")
+    held = [tuple(str(v) for v in row) for row in con.execute("SELECT * FROM _folders").fetchall()]
 
-    def old(tenant: str, m: str) -> Path | None:
-        return previous / f"tenant_id={tenant}" / f"{month}={m}" if previous else None
+    def folder(root: Path, row: tuple[str, ...]) -> Path:
+        return root.joinpath(*(f"{name}={value}" for name, value in zip(names, row)))
 
-    # A month is written whole (every tenant) when it changed or any tenant lacks a previous file for it.
-    write = {
-        m
-        for tenant, m in held
-        if changed_months is None or m in changed_months or not (old(tenant, m) and old(tenant, m).is_dir())
-    }
-    for tenant, m in held - {(t, m) for t, m in held if m in write}:
-        new = target / f"tenant_id={tenant}" / f"{month}={m}"
+    kept = [
+        r for r in held if changed is not None and r[-1] not in changed and previous and folder(previous, r).is_dir()
+    ]
+    for row in kept:
+        new = folder(target, row)
         new.mkdir(parents=True)
-        for file in old(tenant, m).iterdir():
+        for file in folder(previous, row).iterdir():
             os.link(file, new / file.name)
-    if write:
+    if len(kept) < len(held):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kept ({', '.join(f'{n} VARCHAR' for n in names)})")
+        if kept:
+            con.executemany(f"INSERT INTO _kept VALUES ({', '.join('?' for _ in names)})", kept)
+        extra = ", ".join(f"{expr} AS {name}" for name, expr in shape.folders if expr != name)
+        rows = f"SELECT *{', ' + extra if extra else ''} FROM {source}"
+        on = " AND ".join(f"CAST(s.{n} AS VARCHAR) = k.{n}" for n in names)
         scratch = target.with_name(f".{target.name}.written")
         con.execute(
-            f"COPY (SELECT *, strftime({day}, '%Y-%m') AS {month} FROM {source} "
-            f"WHERE strftime({day}, '%Y-%m') IN (SELECT unnest(?))) TO '{sql_path(scratch)}' "
-            f"(FORMAT parquet, PARTITION_BY (tenant_id, {month}))",
-            [sorted(write)],
+            f"COPY (SELECT s.* FROM ({rows}) AS s ANTI JOIN _kept AS k ON {on}) TO '{sql_path(scratch)}' "
+            f"(FORMAT parquet, PARTITION_BY ({', '.join(names)}))"
         )
-        for written in scratch.glob("tenant_id=*/*"):
-            destination = target / written.parent.name / written.name
+        for written in scratch.glob("/".join("*" for _ in names)):
+            destination = target / written.relative_to(scratch)
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, destination)
         shutil.rmtree(scratch)
+    con.execute("DROP TABLE IF EXISTS _kept")
+    con.execute("DROP TABLE _folders")
 
 
 def _parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from datetime import date
@@ -82,6 +83,52 @@ def test_a_reader_keeps_its_copy_while_a_new_one_is_swapped_in(built, tmp_path):
         assert new_reader.execute("SELECT version FROM _publication").fetchone()[0] == later[-1].version
     assert os.readlink(target / "current") == f"versions/{later[-1].version}"
     assert sorted(p.name for p in (target / "versions").iterdir()) == sorted(p.version for p in later)
+
+
+def test_a_publication_rewrites_only_the_partitions_that_changed(built, tmp_path):
+    settings, tenants, _ = built
+    a, b = tenants
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "published"
+    shutil.copyfile(settings.warehouse_path, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        first = publish(con, target)
+        # One tenant's KPI row and one event day (every tenant's month folder of it is rewritten).
+        con.execute("UPDATE marts.mart_kpis_daily SET sent = sent + 1 WHERE tenant_id = ? AND kpi_date = "
+                    "(SELECT min(kpi_date) FROM marts.mart_kpis_daily WHERE tenant_id = ?)", [a, a])  # fmt: skip
+        day = con.execute("SELECT min(event_date) FROM marts.fct_events WHERE tenant_id = ?", [b]).fetchone()[0]
+        con.execute("DELETE FROM marts.fct_events WHERE tenant_id = ? AND event_date = ?", [b, day])
+        second = publish(con, target)
+        con.execute(f"ATTACH '{second.folder / 'marts.duckdb'}' AS publication (READ_ONLY)")
+        for mart in first.tables:  # the new version holds exactly the warehouse's rows
+            live, copy = f'marts."{mart}"', f'publication.main."{mart}"'
+            for one, other in ((live, copy), (copy, live)):
+                query_ = f"SELECT count(*) FROM (FROM {one} EXCEPT ALL FROM {other})"
+                assert con.execute(query_).fetchone()[0] == 0, (mart, one)
+        con.execute("DETACH publication")
+
+    def files(version, mart, tenant):
+        return sorted((version.folder / "parquet" / mart / f"tenant_id={tenant}").rglob("*.parquet"))
+
+    def same(mart, tenant, month=None):
+        pairs = list(zip(files(first, mart, tenant), files(second, mart, tenant), strict=True))
+        pairs = [(x, y) for x, y in pairs if month is None or f"_month={month}" in str(x)]
+        assert pairs
+        return {os.path.samefile(x, y) for x, y in pairs}
+
+    assert same("mart_kpis_daily", b) == {True}  # unchanged tenant: hard links to the previous version
+    assert same("mart_kpis_daily", a) == {False}
+    assert same("mart_lead_engagement", a) == same("mart_lead_engagement", b) == {True}
+    month = day.strftime("%Y-%m")
+    assert same("fct_events", a, month) == {False}
+    other_months = {p.parent.name for p in files(first, "fct_events", a)} - {f"event_date_month={month}"}
+    assert other_months and all(same("fct_events", a, m.split("=")[1]) == {True} for m in other_months)
+    kpis = second.folder / "parquet" / "mart_kpis_daily" / f"tenant_id={a}"
+    published_sent = duckdb.sql(f"SELECT sum(sent) FROM read_parquet('{kpis}/*.parquet')").fetchall()[0][0]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert (
+            published_sent
+            == con.execute("SELECT sum(sent) FROM marts.mart_kpis_daily WHERE tenant_id = ?", [a]).fetchone()[0]
+        )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "xlsx"])

@@ -37,7 +37,7 @@ def build_raw_events_asset(partitions_def: dg.PartitionsDefinition) -> dg.Assets
         folders = landing.event_folders(settings, raw_load.days_in(start, end))
         with warehouse.writer() as con:
             load = raw_load.load_events(con, settings, start, end)
-            run_ledger.record_loaded(con, context.run_id, run_ledger.event_items(settings, folders))
+            run_ledger.record_loaded(con, context.run.run_id, run_ledger.event_items(settings, folders))
         context.log.info(
             f"raw.events {start}..{end - timedelta(days=1)}: {load.rows_loaded:,} rows from {load.files} files "
             f"({load.duplicates_dropped:,} duplicates dropped)"
@@ -75,7 +75,7 @@ def build_dimension_assets() -> dg.AssetsDefinition:
                 name = key.path[-1]
                 snapshots = landing.dimension_snapshots(settings, name)
                 load = raw_load.load_dimension(con, settings, name)
-                run_ledger.record_loaded(con, context.run_id, run_ledger.snapshot_items(settings, snapshots))
+                run_ledger.record_loaded(con, context.run.run_id, run_ledger.snapshot_items(settings, snapshots))
                 action = "reloaded" if load.reloaded else "unchanged, kept"
                 context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s), {action}")
                 yield dg.MaterializeResult(

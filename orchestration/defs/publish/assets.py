@@ -35,7 +35,7 @@ def build_publish_asset(mart_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
             context.log.info(f"publishing the marts under {settings.publish_dir}")
             publication = publish(con, settings.publish_dir)
             # Published: what this run's raw load read is processed (`leadron run` re-derives the rest).
-            processed = run_ledger.mark_processed(con, context.run_id)
+            processed = run_ledger.mark_processed(con, context.run.run_id)
         context.log.info(
             f"published version {publication.version}: {len(publication.tables)} marts, "
             f"data fresh to {publication.watermark}"
