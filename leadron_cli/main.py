@@ -103,7 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in pending.describe():
             _stage(f"  {line}")
     _stage(f"run: building the warehouse through Dagster ({settings.warehouse_path})")
-    outcome = run_build(settings, days=days, progress=_stage, full_refresh=args.full_refresh)
+    outcome = run_build(
+        settings, days=days, progress=_stage, full_refresh=args.full_refresh, full_tests=args.full_tests
+    )
     status = "succeeded" if outcome.success else f"FAILED at {', '.join(outcome.failed_steps) or 'a step'}"
     _stage(
         f"run: {status}; partitions {outcome.first_day}..{outcome.last_day}; run {outcome.run_id} "
@@ -336,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the incremental models from all history, loading every landed day "
         "(after editing a dimension's history, e.g. a rep's past team or a lead's source)",
     )
+    p.add_argument(
+        "--full-tests",
+        action="store_true",
+        help="data tests read every row, as the scheduled daily build's do (else an incremental run's read the "
+        "rows it wrote)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -355,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "$LEADRON_HOME/demo-input, import it, build the warehouse, train and score leads, and print a summary.",
     )
     _add_generate_options(p)
-    p.set_defaults(func=cmd_demo, partition=None, all=False, full_refresh=False)  # what cmd_run reads
+    p.set_defaults(func=cmd_demo, partition=None, all=False, full_refresh=False, full_tests=False)  # what cmd_run reads
 
     p = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (uvicorn) on HOST:PORT.")
     p.add_argument("--host", default="127.0.0.1")

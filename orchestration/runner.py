@@ -90,13 +90,16 @@ def run_build(
     days: tuple[date, date] | None = None,
     full_refresh: bool = False,
     job_name: str = BUILD_JOB,
+    full_tests: bool = False,
 ) -> RunOutcome:
     """Build every asset for one day (`partition`), a range of days (`days`), or every landed day;
-    `full_refresh` rebuilds the incremental models from all history. `job_name=REFRESH_JOB` runs what the
-    landing sensor runs (no lead features or scores)."""
+    `full_refresh` rebuilds the incremental models from all history; `full_tests` has the data tests read every
+    row, not only the rows the run wrote. `job_name=REFRESH_JOB` runs what the landing sensor runs (no lead
+    features or scores)."""
     first, last = days or partition_window(settings, partition)
     progress(f"  launching {job_name} for event days {first}..{last}" + (" (full refresh)" if full_refresh else ""))
-    ops = {"dbt_models": {"config": {"full_refresh": True}}} if full_refresh else None
+    dbt_config = {"full_refresh": full_refresh, "full_tests": full_tests}
+    ops = {"dbt_models": {"config": dbt_config}} if any(dbt_config.values()) else None
     return run_job(
         settings, job_name, range_tags(first, last), instance, defs, log_level, progress, window=(first, last), ops=ops
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 
 import dagster as dg
 import pytest
 
 from orchestration.definitions import build_definitions
-from orchestration.defs.dbt.assets import LeadronDbtTranslator, dbt_build_args, layer_of
+from orchestration.defs.dbt.assets import LeadronDbtTranslator, data_test_rows, dbt_build_args, layer_of
 from orchestration.runner import partition_window, range_tags
 
 
@@ -183,3 +184,12 @@ def test_models_dbt_built_but_dagster_did_not_read_are_counted():
     }
     assert unread_results(results, outputs=3) == 0
     assert unread_results(results, outputs=2) == 1  # one model's event was lost: the step must fail
+
+
+def test_an_incremental_runs_tests_read_the_rows_it_wrote_and_the_daily_build_every_row():
+    day = (date(2026, 3, 2), date(2026, 3, 2))
+    assert data_test_rows(day, full_refresh=False, full_tests=False, tags={}) == "written"
+    assert data_test_rows(day, full_refresh=True, full_tests=False, tags={}) == "all"
+    assert data_test_rows(day, full_refresh=False, full_tests=True, tags={}) == "all"
+    assert data_test_rows(None, full_refresh=False, full_tests=False, tags={}) == "all"
+    assert data_test_rows(day, False, False, tags={"dagster/schedule_name": "build_warehouse_schedule"}) == "all"

@@ -8,13 +8,15 @@
     across days (a message's second, earlier send; an event re-delivered on another day), so only the tenant
     holds every row a key can replace. -#}
 
-{#- A model's incremental config: `{{ config(**partition_overwrite(unique_key, rederive)) }}`. -#}
-{% macro partition_overwrite(unique_key, rederive=none) -%}
+{#- A model's incremental config: `{{ config(**partition_overwrite(unique_key, rederive, written)) }}`; `written`
+    names the rows an incremental run's data tests check (macros/tested_rows.sql). -#}
+{% macro partition_overwrite(unique_key, rederive=none, written=none) -%}
     {%- set settings = {
         'materialized': 'incremental',
         'unique_key': unique_key,
         'incremental_strategy': 'delete+insert' if target.type == 'duckdb' else 'insert_overwrite',
         'rederive': rederive,
+        'written': written,
     } -%}
     {#- dbt-duckdb places partitions only on DuckLake tables and warns otherwise. -#}
     {%- if target.type != 'duckdb' -%}

@@ -1,4 +1,4 @@
-{{ config(**partition_overwrite(['tenant_id', 'message_id'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'message_id'], written={'column': 'sent_at', 'from': 'window_day'})) }}
 
 -- One row per message that has an email_sent event: its first send, with the message's
 -- lead, rep, sequence and step taken from the messages dimension, else from the send event.

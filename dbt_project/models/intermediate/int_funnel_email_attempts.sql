@@ -4,7 +4,7 @@
 -- event from its window's first day minus the lookback, each from all of its events (delete+insert by lead).
 {{ config(
     on_schema_change='fail',
-    **partition_overwrite(['tenant_id', 'entity']),
+    **partition_overwrite(['tenant_id', 'entity'], written={'column': 't1', 'from': 'window_day'}),
 ) }}
 
 {{ funnel_attempts(

@@ -3,7 +3,7 @@
 -- aggregates. Incremental like int_funnel_email_attempts.
 {{ config(
     on_schema_change='fail',
-    **partition_overwrite(['tenant_id', 'entity']),
+    **partition_overwrite(['tenant_id', 'entity'], written={'column': 't1', 'from': 'window_day'}),
 ) }}
 
 {{ funnel_attempts(

@@ -5,7 +5,7 @@
 -- Incremental (with a run window, see event_window_start): the weeks from the one holding the window's
 -- first day are recounted whole (deleted first by the pre-hook); earlier weeks are kept.
 
-{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'window_weeks', 'column': 'week_start'})) }}
+{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'window_weeks', 'column': 'week_start'}, written={'column': 'week_start', 'from': 'window_week'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -6,7 +6,7 @@
 -- messages with a send, bounce, open or click in the window and those whose attributed replies changed
 -- (a reply re-attributed changes its old message too); the others are kept.
 
-{{ config(**partition_overwrite(['tenant_id', 'message_id'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'message_id'], written={'column': 'refreshed_at', 'from': 'run_start'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -7,7 +7,7 @@
 -- others kept. A send can only explain a reply after it, so a late send is in the window of every reply
 -- it can take.
 
-{{ config(**partition_overwrite(['tenant_id', 'event_id'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'event_id'], written={'column': 'replied_at', 'from': 'window_day'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

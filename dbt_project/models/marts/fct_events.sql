@@ -3,7 +3,7 @@
 -- timelines, form-submission and page-visit lists, custom funnels and the real-time KPIs read it from
 -- the published copy. No personal data: IP, user agent and free properties stay in raw.
 
-{{ config(**partition_overwrite(['tenant_id', 'event_id'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'event_id'], written={'column': 'event_date', 'from': 'window_day'})) }}
 
 -- Incremental like its staging model: a run re-derives the events from event_window_start() on (the days
 -- whose staging rows that run re-derived) and keeps the rest. An event takes its message's attributes

@@ -1,7 +1,7 @@
 -- Activity view: events by the UTC day they happened (not by send day), all and human only.
 -- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
 
-{{ config(**partition_overwrite(['tenant_id', 'event_date'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'event_date'], written={'column': 'event_date', 'from': 'window_day'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -6,7 +6,7 @@
 -- Incremental: re-aggregates whole (tenant, send day) partitions of the messages int_messages derived
 -- since this model last read it (refreshed_at); the other days are kept.
 
-{{ config(**partition_overwrite(['tenant_id', 'send_date'], rederive={'rows': 'send_days', 'column': 'send_date'})) }}
+{{ config(**partition_overwrite(['tenant_id', 'send_date'], rederive={'rows': 'send_days', 'column': 'send_date'}, written={'column': 'refreshed_at', 'from': 'run_start'})) }}
 
 with {% if is_incremental() %}changed_days as (
 

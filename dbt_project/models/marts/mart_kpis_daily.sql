@@ -6,7 +6,7 @@
 -- model last read it (refreshed_at); conversions come from the leads dimension, whose new snapshots make
 -- the run rebuild in full.
 
-{{ config(**partition_overwrite(['tenant_id', 'kpi_date'], rederive={'rows': 'send_days', 'column': 'kpi_date'})) }}
+{{ config(**partition_overwrite(['tenant_id', 'kpi_date'], rederive={'rows': 'send_days', 'column': 'kpi_date'}, written={'column': 'refreshed_at', 'from': 'run_start'})) }}
 
 with {% if is_incremental() %}changed_days as (
 

@@ -1,7 +1,7 @@
 -- Page visits per tenant, page URL and UTC day.
 -- Incremental (with a run window, see event_window_start): the window's days are recounted whole.
 
-{{ config(**partition_overwrite(['tenant_id', 'visit_date'])) }}
+{{ config(**partition_overwrite(['tenant_id', 'visit_date'], written={'column': 'visit_date', 'from': 'window_day'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
 

@@ -4,7 +4,7 @@
 -- Incremental: re-aggregates whole (tenant, week) partitions holding a send day whose int_messages rows
 -- were derived since this model last read it (refreshed_at); the other weeks are kept.
 
-{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'send_weeks', 'column': 'week_start'})) }}
+{{ config(**partition_overwrite(['tenant_id', 'week_start'], rederive={'rows': 'send_weeks', 'column': 'week_start'}, written={'column': 'refreshed_at', 'from': 'run_start'})) }}
 
 with messages as (
 

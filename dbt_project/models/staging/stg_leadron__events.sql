@@ -1,6 +1,6 @@
 {{ config(
     post_hook="{{ export_for_warehouse() }}",
-    **partition_overwrite(['tenant_id', 'event_id']),
+    **partition_overwrite(['tenant_id', 'event_id'], written={'column': 'event_date', 'from': 'window_day'}),
 ) }}
 
 -- Typed events, deduplicated on (tenant_id, event_id) across days (first received wins),

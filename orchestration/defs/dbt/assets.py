@@ -48,6 +48,7 @@ class DbtBuildConfig(dg.Config):
     """Run configuration of the dbt step (launchpad: ops.dbt_models.config)."""
 
     full_refresh: bool = False  # rebuild the incremental models from all history (after a dimension edit)
+    full_tests: bool = False  # data tests read every row, not only the rows this run wrote
 
 
 def dbt_build_args(full_refresh: bool = False) -> list[str]:
@@ -67,6 +68,16 @@ def window_env(window: tuple[date, date] | None) -> dict[str, str]:
     A changed env_var() only re-parses the files that read it."""
     first, last = (window[0].isoformat(), window[1].isoformat()) if window else ("", "")
     return {"LEADRON_DBT_MIN_DATE": first, "LEADRON_DBT_MAX_DATE": last}
+
+
+def data_test_rows(
+    window: tuple[date, date] | None, full_refresh: bool, full_tests: bool, tags: Mapping[str, str]
+) -> str:
+    """What the run's data tests read (LEADRON_DBT_TESTED_ROWS, macros/tested_rows.sql): `written` (the rows of
+    the run's window) for an incremental run; `all` for a full refresh, a run without a window, when asked, and
+    for the scheduled daily build, which checks the whole tables once a day."""
+    whole = full_refresh or full_tests or window is None or "dagster/schedule_name" in tags
+    return "all" if whole else "written"
 
 
 def unread_results(run_results: Mapping[str, Any], outputs: int) -> int:
@@ -115,12 +126,15 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
             full_refresh = config.full_refresh or dimensions_changed
             if dimensions_changed and not config.full_refresh:
                 context.log.info("dimension snapshots differ from the last build's: rebuilding from all history")
+            tested = data_test_rows(window, full_refresh, config.full_tests, context.run.tags)
+            context.log.info(f"data tests read {'the rows this run wrote' if tested == 'written' else 'every row'}")
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            invocation = dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path)
-            outputs = 0
-            for event in invocation.stream():
-                outputs += isinstance(event, dg.Output)
-                yield event
+            with exported({"LEADRON_DBT_TESTED_ROWS": tested}):
+                invocation = dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path)
+                outputs = 0
+                for event in invocation.stream():
+                    outputs += isinstance(event, dg.Output)
+                    yield event
             unread = unread_results(invocation.get_artifact("run_results.json"), outputs)
             if unread:
                 # dagster-dbt reads dbt's events from its output; a garbled line loses one, and the assets

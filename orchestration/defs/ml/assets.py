@@ -14,11 +14,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 
-from leadron import lead_scoring as ls
-from leadron import model_registry as registry
-from ml.evaluate import population_stability_index
-from ml.plots import lift_png, reliability_png
-from ml.train import TrainedModel, fit
 from orchestration.lib.resources import WarehouseResource
 
 ML_GROUP = "ml"
@@ -93,6 +88,13 @@ def _write_model_row(con: duckdb.DuckDBPyConnection, run_id: str, card: dict) ->
 def lead_score_candidate(
     context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
+    # The ML stack (LightGBM, scikit-learn, matplotlib: ~2.7 s of imports) loads when an ML step runs, not with
+    # the definitions every run and the landing sensor's refreshes load.
+    from leadron import lead_scoring as ls
+    from leadron import model_registry as registry
+    from ml.plots import lift_png, reliability_png
+    from ml.train import fit
+
     settings = warehouse.settings()
     # Only the labelled rows leave the warehouse (read under the writer lock: one process opens the file).
     with warehouse.writer() as con:
@@ -144,6 +146,10 @@ def lead_score_candidate(
 def beats_production_and_baseline(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
+    from leadron import lead_scoring as ls
+    from leadron import model_registry as registry
+    from ml.train import TrainedModel
+
     settings = warehouse.settings()
     version = _candidate_version(context.instance)
     candidate = TrainedModel.load(registry.model_folder(settings.models_dir, version))
@@ -180,6 +186,8 @@ def beats_production_and_baseline(
     "that passed beats_production_and_baseline.",
 )
 def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from leadron import model_registry as registry
+
     settings = warehouse.settings()
     version = _candidate_version(context.instance)
     previous = registry.production_version(settings.models_dir)
@@ -205,6 +213,10 @@ def lead_score_model(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     "top 3 factors, model version (or the baseline) and scored-at time.",
 )
 def mart_lead_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from leadron import lead_scoring as ls
+    from leadron import model_registry as registry
+    from ml.evaluate import population_stability_index
+
     settings = warehouse.settings()
     model = registry.load_production(settings.models_dir)
     # Only what scoring needs leaves the warehouse: today's open leads, per-tenant counts, and labelled rows
