@@ -104,7 +104,8 @@ def test_killed_runs_then_a_run_publish_the_uninterrupted_marts(homes):
         assert got[table][0] == columns and len(got[table][1]) == len(rows), table
         for mine, theirs in zip(got[table][1], rows):  # doubles to 1e-9: sums in another order
             assert all(map(same_value, mine, theirs)), (table, mine, theirs, f"LEADRON_KILL_SEED={homes['seed']}")
-    assert sum(len(rows) for _, rows in expected.values()) > 100  # the comparison compares something
+    for table in ("fct_events", "mart_kpis_daily", "mart_email_performance_daily", "mart_lead_engagement"):
+        assert expected[table][1], table  # the comparison compares something
 
 
 def test_each_kill_stopped_its_run_in_its_phase(homes):
