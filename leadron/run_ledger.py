@@ -44,7 +44,8 @@ def _ensure(con: duckdb.DuckDBPyConnection) -> None:
 def record_loaded(con: duckdb.DuckDBPyConnection, run_id: str, items: list[Item]) -> None:
     """The landed items a run's raw load read (kept until the run publishes)."""
     _ensure(con)
-    con.executemany(f"INSERT INTO {LOADED} VALUES (?, ?, ?)", [(run_id, i.path, i.event_date) for i in items])
+    if items:
+        con.executemany(f"INSERT INTO {LOADED} VALUES (?, ?, ?)", [(run_id, i.path, i.event_date) for i in items])
 
 
 def mark_processed(con: duckdb.DuckDBPyConnection, run_id: str) -> int:

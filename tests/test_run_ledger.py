@@ -22,6 +22,7 @@ def test_what_a_run_read_is_processed_only_once_it_published(home):
         first = run_ledger.pending(con, home)
         assert first.first_run and first.items == landed
         assert pending_window(home, first) == (date(2026, 3, 2), date(2026, 3, 4))
+        run_ledger.record_loaded(con, "nothing-landed", [])  # a run of a day with no landed folder
         # A killed run: it read the first day, never published. Still pending.
         run_ledger.record_loaded(con, "killed", events[:1])
         assert run_ledger.pending(con, home).items == landed

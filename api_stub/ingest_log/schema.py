@@ -22,7 +22,8 @@ def init_schema(path: Path) -> None:
         CREATE TABLE IF NOT EXISTS batches (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             lines BLOB NOT NULL,  -- the batch's accepted events, JSON Lines
-            refs BLOB);           -- refs_blob() of those events
+            refs BLOB,            -- ids of those events, as logs before status_keys wrote them
+            status_keys BLOB);    -- status_keys_blob() of those events
         CREATE TABLE IF NOT EXISTS events (
             tenant_id TEXT NOT NULL, event_id TEXT NOT NULL,
             batch_seq INTEGER NOT NULL, position INTEGER NOT NULL,
@@ -39,8 +40,11 @@ def init_schema(path: Path) -> None:
         -- When each run of the sealer landed the batches up to last_seq: what retention may drop, and when.
         CREATE TABLE IF NOT EXISTS seal_log (last_seq INTEGER PRIMARY KEY, sealed_at TEXT NOT NULL);
     """)
-    if "refs" not in {row[1] for row in con.execute("PRAGMA table_info(batches)")}:
+    columns = {row[1] for row in con.execute("PRAGMA table_info(batches)")}
+    if "refs" not in columns:
         con.execute("ALTER TABLE batches ADD COLUMN refs BLOB")  # NULL: StatusIndex reads the lines instead
+    if "status_keys" not in columns:
+        con.execute("ALTER TABLE batches ADD COLUMN status_keys BLOB")  # NULL: StatusIndex reads refs or lines
     con.close()
 
 

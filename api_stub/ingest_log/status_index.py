@@ -30,6 +30,19 @@ def key(tenant_id: str, column: str, value: str) -> int:
     return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], value.encode())))
 
 
+# Both ids of every event of the batches seq BETWEEN ? AND ? (twice: messages, executions), sorted by key.
+_INSERT_KEYS = f"""
+    INSERT OR IGNORE INTO refs (key, location)
+    SELECT key, location FROM (
+        SELECT j.value->>1 AS key, b.seq << {POSITION_BITS} | (j.value->>0) AS location
+        FROM log.batches AS b, json_each(b.status_keys) AS j WHERE b.seq BETWEEN ? AND ?
+        UNION ALL
+        SELECT j.value->>2, b.seq << {POSITION_BITS} | (j.value->>0)
+        FROM log.batches AS b, json_each(b.status_keys) AS j WHERE b.seq BETWEEN ? AND ?
+    ) WHERE key IS NOT NULL ORDER BY key
+"""
+
+
 def _refs_of_lines(lines: bytes) -> list[list]:
     """refs of a batch written before the log stored them: read from its JSON lines."""
     refs = []
@@ -55,42 +68,50 @@ class StatusIndex:
             CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
             INSERT OR IGNORE INTO state VALUES (1, 0);
         """)
-        self._log = sqlite3.connect(log_path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._con.execute("ATTACH DATABASE ? AS log", (str(log_path),))
 
     def catch_up(self, limit: int = 2_000) -> int:
         """Index every batch committed before the call (not those committed during it: under steady load
         that chase would never end); returns the ids indexed."""
         indexed = 0
         with self._lock, self._file_lock:
-            upto = self._log.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0]
+            upto = self._con.execute("SELECT coalesce(max(seq), 0) FROM log.batches").fetchone()[0]
             while True:
                 last = self._con.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]
-                batches = self._log.execute(
-                    "SELECT seq, refs, CASE WHEN refs IS NULL THEN lines END FROM batches WHERE seq > ? AND seq <= ? "
-                    "ORDER BY seq LIMIT ?",
+                batches = self._con.execute(
+                    "SELECT seq, status_keys IS NULL FROM log.batches WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                     (last, upto, limit),
                 ).fetchall()
                 if not batches:
                     return indexed
-                rows = set()
-                for seq, refs, lines in batches:
-                    for position, tenant, message, execution in (
-                        orjson.loads(refs) if refs is not None else _refs_of_lines(lines)
-                    ):
-                        location = seq << POSITION_BITS | position
-                        if message is not None:
-                            rows.add((key(tenant, "message_id", message), location))
-                        if execution is not None:
-                            rows.add((key(tenant, "workflow_execution_id", execution), location))
+                first, end = batches[0][0], batches[-1][0]
                 self._con.execute("BEGIN IMMEDIATE")
-                # One statement (sorted keys, as a JSON array): no GIL round trip per row.
-                self._con.execute(
-                    "INSERT OR IGNORE INTO refs SELECT value->>0, value->>1 FROM json_each(?)",
-                    (orjson.dumps(sorted(rows)),),
-                )
-                self._con.execute("UPDATE state SET last_seq = ? WHERE id = 1", (batches[-1][0],))
+                before = self._con.total_changes
+                # The keys the request threads computed, inserted sorted by SQLite alone: no Python per event,
+                # and the GIL released while it runs.
+                self._con.execute(_INSERT_KEYS, (first, end, first, end))
+                legacy = self._legacy_rows([seq for seq, no_keys in batches if no_keys])
+                if legacy:
+                    self._con.execute(
+                        "INSERT OR IGNORE INTO refs SELECT value->>0, value->>1 FROM json_each(?)",
+                        (orjson.dumps(sorted(legacy)),),
+                    )
+                self._con.execute("UPDATE state SET last_seq = ? WHERE id = 1", (end,))
+                indexed += self._con.total_changes - before - 1
                 self._con.execute("COMMIT")
-                indexed += len(rows)
+
+    def _legacy_rows(self, seqs: list[int]) -> set[tuple[int, int]]:
+        """(key, location) of batches a log wrote before status_keys: from their refs or their lines."""
+        rows = set()
+        for seq in seqs:
+            refs, lines = self._con.execute("SELECT refs, lines FROM log.batches WHERE seq = ?", (seq,)).fetchone()
+            for position, tenant, message, execution in orjson.loads(refs) if refs else _refs_of_lines(lines):
+                location = seq << POSITION_BITS | position
+                if message is not None:
+                    rows.add((key(tenant, "message_id", message), location))
+                if execution is not None:
+                    rows.add((key(tenant, "workflow_execution_id", execution), location))
+        return rows
 
     def lookup(self, tenant_id: str, column: str, value: str) -> list[tuple[int, int]]:
         """(batch seq, position) of the events that may be of a message or an execution (check each)."""
@@ -104,4 +125,3 @@ class StatusIndex:
     def close(self) -> None:
         with self._lock:
             self._con.close()
-            self._log.close()

@@ -48,7 +48,7 @@ from api_stub.ingest_log.records import (
     content_of,
     decode_line,
     decoded,
-    refs_blob,
+    status_keys_blob,
 )
 from api_stub.ingest_log.retention import prune_log
 from api_stub.ingest_log.schema import INSERT_INDEX, connect, init_schema
@@ -193,7 +193,9 @@ class EventStore:
         """One batch row and one index row per event; events whose id is taken are not kept.
 
         None when every event was new."""
-        seq = con.execute("INSERT INTO batches (lines, refs) VALUES (?, ?)", (sub.lines, sub.refs)).lastrowid
+        seq = con.execute(
+            "INSERT INTO batches (lines, status_keys) VALUES (?, ?)", (sub.lines, sub.status_keys)
+        ).lastrowid
         before = con.total_changes
         con.execute(INSERT_INDEX, (sub.tenant_id, seq, sub.event_ids))
         if con.total_changes - before == len(sub.events):
@@ -226,8 +228,8 @@ class EventStore:
             outcomes.append(Outcome("duplicate" if same else "conflict", decoded(original)))
         # Rewrite this batch with its accepted events only, renumbering their positions.
         con.execute(
-            "UPDATE batches SET lines = ?, refs = ? WHERE seq = ?",
-            (b"\n".join(e.line for e in kept), refs_blob(kept), seq),
+            "UPDATE batches SET lines = ?, status_keys = ? WHERE seq = ?",
+            (b"\n".join(e.line for e in kept), status_keys_blob(kept), seq),
         )
         for new_position, e in enumerate(kept):
             con.execute(
