@@ -10,3 +10,20 @@
         sum(case when event_type = 'form_submission' then 1 else 0 end) as form_submissions,
         sum(case when event_type = 'page_visit' then 1 else 0 end) as page_visits
 {%- endmacro %}
+
+{#- The engagement score's weights (METRICS.md): one list for the lead engagement mart and the lead features. -#}
+{% macro engagement_weights() -%}
+    {{ return([('open', 'email_open', 1), ('click', 'link_click', 3), ('visit', 'page_visit', 2),
+               ('form', 'form_submission', 8), ('reply', 'email_reply', 10)]) }}
+{%- endmacro %}
+
+{#- The weight of a human event of `alias` (0 for bots, other types and events after `as_of`). -#}
+{% macro engagement_weight(alias, as_of) -%}
+    case
+        when {{ alias }}.is_bot or {{ alias }}.occurred_at > {{ as_of }} then 0
+        {%- for _, event_type, weight in engagement_weights() %}
+        when {{ alias }}.event_type = '{{ event_type }}' then {{ weight }}
+        {%- endfor %}
+        else 0
+    end
+{%- endmacro %}

@@ -19,15 +19,7 @@ weighted as (
     select
         e.*,
         a.as_of_at,
-        case
-            when e.is_bot or e.occurred_at > a.as_of_at then 0
-            when e.event_type = 'email_open' then 1
-            when e.event_type = 'link_click' then 3
-            when e.event_type = 'page_visit' then 2
-            when e.event_type = 'form_submission' then 8
-            when e.event_type = 'email_reply' then 10
-            else 0
-        end as engagement_weight
+        {{ engagement_weight('e', 'a.as_of_at') }} as engagement_weight
     from events as e
     cross join as_of as a
 

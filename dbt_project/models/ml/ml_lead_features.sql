@@ -37,9 +37,7 @@ lead_days as (
         event_date,
 {{ engagement_counts() }},
         sum(case when event_type = 'email_reply' and sentiment = 'positive' then 1 else 0 end) as positive_replies,
-        {% for name, event_type, weight in [('open', 'email_open', 1), ('click', 'link_click', 3),
-                                             ('visit', 'page_visit', 2), ('form', 'form_submission', 8),
-                                             ('reply', 'email_reply', 10)] %}
+        {% for name, event_type, weight in engagement_weights() %}
         sum(case when event_type = '{{ event_type }}' and not is_bot
                  then cast(round({{ weight }} * power(0.5, {{ millis_between('occurred_at', dbt.dateadd('day', 1, 'event_date')) }}
                                                        / {{ half_life_ms }}) * {{ nano }}, 0) as {{ dbt.type_bigint() }})
@@ -90,7 +88,7 @@ history as (
         sum(d.form_submissions) as form_submissions_total,
         sum(d.page_visits) as page_visits_total,
         sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.page_visits else 0 end) as page_visits_30d,
-        {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
+        {% for name, _, _ in engagement_weights() %}
         sum(cast(round(d.decayed_{{ name }} * power(0.5, {{ millis_between(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at') }}
                                                             / {{ half_life_ms }}), 0) as {{ dbt.type_bigint() }})) as score_{{ name }},
         {% endfor %}
@@ -130,7 +128,7 @@ select
     {{ dbt.datediff('h.last_send_at', 'p.snapshot_at', 'day') }} as days_since_last_send,
     {{ dbt.datediff('h.last_reply_at', 'p.snapshot_at', 'day') }} as days_since_last_reply,
     {{ dbt.datediff('h.last_human_engagement_at', 'p.snapshot_at', 'day') }} as days_since_last_engagement,
-    {% for name in ['open', 'click', 'visit', 'form', 'reply'] %}
+    {% for name, _, _ in engagement_weights() %}
     coalesce(h.score_{{ name }}, 0) / {{ nano }} as score_{{ name }},
     {% endfor %}
     (coalesce(h.score_open, 0) + coalesce(h.score_click, 0) + coalesce(h.score_visit, 0)
