@@ -44,7 +44,6 @@ INCREMENTAL = {
     "intermediate.int_funnel_email_attempts": "*",
     "intermediate.int_funnel_web_attempts": "*",
     "intermediate.int_lead_weeks": "*",
-    "intermediate.int_lead_activity": "* EXCLUDE (refreshed_at)",
 }
 # Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
 REFRESHED = {"mart_email_performance_daily", "mart_kpis_daily", "mart_team_performance"}
@@ -72,7 +71,7 @@ def snapshot(settings) -> dict[str, list]:
         columns = "* EXCLUDE (refreshed_at)" if mart in REFRESHED else "*"
         tables[mart] = _rounded(query(settings, f"SELECT {columns} FROM marts.{mart} ORDER BY ALL"))
     for table, columns in INCREMENTAL.items():
-        tables[table] = _rounded(query(settings, f"SELECT {columns} FROM {table} ORDER BY ALL"))
+        tables[table] = query(settings, f"SELECT {columns} FROM {table} ORDER BY ALL")
     return tables
 
 

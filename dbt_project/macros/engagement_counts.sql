@@ -17,20 +17,13 @@
                ('form', 'form_submission', 8), ('reply', 'email_reply', 10)]) }}
 {%- endmacro %}
 
-{#- The weight of a human event of `alias` (0 for bots, other types, and events after `as_of` when given). -#}
-{% macro engagement_weight(alias, as_of=none) -%}
+{#- The weight of a human event of `alias` (0 for bots, other types and events after `as_of`). -#}
+{% macro engagement_weight(alias, as_of) -%}
     case
-        when {{ alias }}.is_bot{% if as_of %} or {{ alias }}.occurred_at > {{ as_of }}{% endif %} then 0
+        when {{ alias }}.is_bot or {{ alias }}.occurred_at > {{ as_of }} then 0
         {%- for _, event_type, weight in engagement_weights() %}
         when {{ alias }}.event_type = '{{ event_type }}' then {{ weight }}
         {%- endfor %}
         else 0
     end
-{%- endmacro %}
-
-{#- Σ weight · 0.5^(age / 14 days) of the weighted events of a group, ages taken to `at`: the engagement score. -#}
-{% macro decayed_engagement(weight, at) -%}
-    sum(case when {{ weight }} > 0
-             then {{ weight }} * power(0.5, {{ millis_between('occurred_at', at) }} / (86400000.0 * 14))
-             else 0 end)
 {%- endmacro %}

@@ -1,12 +1,10 @@
 -- One row per lead: human counts by type, first and last activity, last human engagement,
 -- and the engagement score of METRICS.md with its tier, as of the run's as-of time.
--- int_lead_activity holds each lead's score decayed to its last human engagement; here it is decayed to the
--- as-of time. A lead with an event after the as-of time (the contract takes timestamps up to 24 h ahead) gets
--- its last engagement and score from its events up to that time instead.
 
-with activity as (
+with events as (
 
-    select * from {{ ref('int_lead_activity') }}
+    select * from {{ ref('stg_leadron__events') }}
+    where lead_id is not null
 
 ),
 
@@ -16,54 +14,33 @@ as_of as (
 
 ),
 
-ahead_of_as_of as (
-
-    select e.*, {{ engagement_weight('e', 'a.as_of_at') }} as engagement_weight, a.as_of_at
-    from {{ ref('stg_leadron__events') }} as e
-    cross join as_of as a
-    inner join activity as l
-        on e.tenant_id = l.tenant_id and e.lead_id = l.lead_id and l.last_activity_at > a.as_of_at
-
-),
-
-capped as (
+weighted as (
 
     select
-        tenant_id,
-        lead_id,
-        max(case when engagement_weight > 0 then occurred_at end) as last_human_engagement_at,
-        {{ decayed_engagement('engagement_weight', 'as_of_at') }} as engagement_score
-    from ahead_of_as_of
-    group by tenant_id, lead_id
+        e.*,
+        a.as_of_at,
+        {{ engagement_weight('e', 'a.as_of_at') }} as engagement_weight
+    from events as e
+    cross join as_of as a
 
 ),
 
 per_lead as (
 
     select
-        l.tenant_id,
-        l.lead_id,
-        l.sends,
-        l.opens,
-        l.clicks,
-        l.replies,
-        l.bounces,
-        l.form_submissions,
-        l.page_visits,
-        l.first_activity_at,
-        l.last_activity_at,
-        case when c.lead_id is not null then c.last_human_engagement_at else l.last_human_engagement_at end
-            as last_human_engagement_at,
-        case
-            when c.lead_id is not null then c.engagement_score
-            when l.last_human_engagement_at is null then 0
-            else l.decayed_to_last_engagement
-                 * power(0.5, {{ millis_between('l.last_human_engagement_at', 'a.as_of_at') }} / (86400000.0 * 14))
-        end as engagement_score
-    from activity as l
-    cross join as_of as a
-    left join capped as c
-        on l.tenant_id = c.tenant_id and l.lead_id = c.lead_id
+        tenant_id,
+        lead_id,
+{{ engagement_counts() }},
+        min(occurred_at) as first_activity_at,
+        max(occurred_at) as last_activity_at,
+        max(case when engagement_weight > 0 then occurred_at end) as last_human_engagement_at,
+        sum(case when engagement_weight > 0
+                 then engagement_weight * power(0.5, {{ millis_between('occurred_at', 'as_of_at') }}
+                                                     / (86400000.0 * 14))
+                 else 0 end) as engagement_score,
+        max(as_of_at) as scored_as_of
+    from weighted
+    group by tenant_id, lead_id
 
 ),
 
@@ -95,7 +72,7 @@ scored as (
         p.last_activity_at,
         p.last_human_engagement_at,
         coalesce(p.engagement_score, 0) as engagement_score,
-        (select as_of_at from as_of) as scored_as_of
+        coalesce(p.scored_as_of, (select as_of_at from as_of)) as scored_as_of
     from lead_keys as k
     left join {{ ref('stg_leadron__leads') }} as l
         on k.tenant_id = l.tenant_id and k.lead_id = l.lead_id
