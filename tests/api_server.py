@@ -69,13 +69,14 @@ class Server:
 
     def listening(self) -> int:
         """Sockets listening on the port in the server's processes (each worker has its own)."""
-        procs = [psutil.Process(self.proc.pid), *self.proc_children()]
-        return sum(
-            1
-            for p in procs
-            for c in p.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port
-        )
+        count = 0
+        for p in [psutil.Process(self.proc.pid), *self.proc_children()]:
+            try:
+                connections = p.net_connections("tcp")
+            except psutil.NoSuchProcess:  # a helper (multiprocessing's resource tracker) that exited meanwhile
+                continue
+            count += sum(1 for c in connections if c.status == psutil.CONN_LISTEN and c.laddr.port == self.port)
+        return count
 
     def kill(self) -> None:
         """SIGKILL to the server and every worker at once: no shutdown hook runs anywhere."""
