@@ -193,3 +193,28 @@ def test_an_incremental_runs_tests_read_the_rows_it_wrote_and_the_daily_build_ev
     assert data_test_rows(day, full_refresh=False, full_tests=True, tags={}) == "all"
     assert data_test_rows(None, full_refresh=False, full_tests=False, tags={}) == "all"
     assert data_test_rows(day, False, False, tags={"dagster/schedule_name": "build_warehouse_schedule"}) == "all"
+
+
+def test_a_truncated_manifest_is_parsed_again(tmp_path, monkeypatch):
+    """A process killed while dbt wrote target/manifest.json leaves it cut short: the next load parses again."""
+    import shutil
+
+    import orjson
+
+    from leadron.settings import get_settings
+    from orchestration.lib import dbt_project
+
+    target = tmp_path / "target"
+    dbt_project.leadron_dbt_project.cache_clear()
+    shutil.copytree(dbt_project.leadron_dbt_project().target_path, target)  # a parsed target: no first parse here
+    monkeypatch.setenv("LEADRON_DBT_TARGET_DIR", str(target))
+    assert get_settings().dbt_target_dir == target
+    manifest = target / "manifest.json"
+    whole = manifest.read_bytes()
+    manifest.write_bytes(whole[: len(whole) // 2])
+    try:
+        dbt_project.leadron_dbt_project.cache_clear()
+        assert dbt_project.leadron_dbt_project().manifest_path == manifest
+        assert orjson.loads(manifest.read_bytes())["metadata"]["project_name"] == "leadron"
+    finally:
+        dbt_project.leadron_dbt_project.cache_clear()

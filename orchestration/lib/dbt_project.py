@@ -1,7 +1,7 @@
 """The dbt project as Dagster sees it: built in a cached factory, parsed only when stale.
 
 Nothing here runs at import time. `leadron_dbt_project()` parses the project (about
-5 s) only when its manifest is missing or older than a file under dbt_project/.
+5 s) only when its manifest is missing, unreadable or older than a file under dbt_project/.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import orjson
 from dagster_dbt import DbtCliResource, DbtProject
 
 from leadron.settings import PROJECT_ROOT, dbt_env, exported, get_settings
@@ -36,6 +37,15 @@ def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _readable(manifest: Path) -> bool:
+    """The manifest is there and whole (a process killed while dbt wrote it leaves a truncated file)."""
+    try:
+        orjson.loads(manifest.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return True
 
 
 def dbt_executable() -> str:
@@ -70,7 +80,7 @@ def leadron_dbt_project() -> DbtProject:
     )
     fingerprint = source_fingerprint()
     stamp = settings.dbt_target_dir / _FINGERPRINT
-    stale = not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint
+    stale = not _readable(project.manifest_path) or not stamp.exists() or stamp.read_text() != fingerprint
     if stale:
         with exported(dbt_env(settings)):  # the profile the runs will use, so partial parse holds
             dbt_cli(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()  # -> manifest.json
