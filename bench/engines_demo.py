@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -32,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from leadron import landing  # noqa: E402
 from leadron.settings import exported, get_settings  # noqa: E402
+from tests.cli import home_env  # noqa: E402
+from tests.cli import leadron as cli  # noqa: E402
 from tests.published_tables import published, same_value  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -40,10 +41,9 @@ AS_OF = "2026-12-01 00:00:00"  # fixed: the engagement score decays with it
 
 def leadron(*args: str, home: Path, target: str = "duckdb") -> float:
     """`leadron ARGS` on `home`; wall-clock seconds (a failure stops the bench with the command's output)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADRON_")}
-    env.update({"LEADRON_HOME": str(home), "LEADRON_DBT_TARGET": target, "LEADRON_AS_OF": AS_OF})
+    env = home_env(home, LEADRON_DBT_TARGET=target, LEADRON_AS_OF=AS_OF)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "leadron_cli.main", *args], env=env, capture_output=True, text=True)
+    done = cli(*args, env=env, timeout=None)
     seconds = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"leadron {' '.join(args)} ({target}) failed:\n{(done.stdout + done.stderr)[-3000:]}")

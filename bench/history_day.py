@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -29,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.marts_10m import step_seconds  # noqa: E402
+from tests.cli import home_env  # noqa: E402
+from tests.cli import leadron as cli  # noqa: E402
 
 END = date(2026, 11, 26)
 HISTORIES = {"1M": (1_000_000, 36), "10M": (10_000_000, 365)}
@@ -51,10 +52,9 @@ def prepare(folder: Path, events: int, days: int) -> tuple[Path, Path]:
 
 
 def leadron(home: Path, *args: str) -> tuple[float, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADRON_", "DAGSTER_"))}
-    env.update({"LEADRON_HOME": str(home), "LEADRON_AS_OF": f"{END} 23:59:59", "LEADRON_LOG_LEVEL": "WARNING"})
+    env = home_env(home, LEADRON_AS_OF=f"{END} 23:59:59", LEADRON_LOG_LEVEL="WARNING")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "leadron_cli.main", *args], env=env, capture_output=True, text=True)
+    done = cli(*args, env=env, timeout=None)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"leadron {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

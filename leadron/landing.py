@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -174,9 +175,14 @@ def event_folders(settings: Settings, days: list[date] | None = None) -> list[tu
     ]
 
 
+def folder_files(folders: Iterable[tuple[Path, date]]) -> list[str]:
+    """The Parquet files of event folders (event_folders)."""
+    return [str(p) for folder, _ in folders for p in sorted(folder.glob("*.parquet"))]
+
+
 def event_files(settings: Settings, days: list[date]) -> list[str]:
     """Parquet files holding events of the given days, across all batches."""
-    return [str(p) for folder, _ in event_folders(settings, days) for p in sorted(folder.glob("*.parquet"))]
+    return folder_files(event_folders(settings, days))
 
 
 def dimension_snapshots(settings: Settings, name: str) -> list[str]:

@@ -207,8 +207,7 @@ def _write_parquet(
     version's files (when it has that folder); the others are written from `source` (all when `changed` is None)."""
     names = [name for name, _ in shape.folders]
     values = ", ".join(f"{expr} AS {name}" for name, expr in shape.folders)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _folders AS SELECT DISTINCT {values} FROM {source}")
-    held = [tuple(str(v) for v in row) for row in con.execute("SELECT * FROM _folders").fetchall()]
+    held = [tuple(str(v) for v in row) for row in con.execute(f"SELECT DISTINCT {values} FROM {source}").fetchall()]
 
     def folder(root: Path, row: tuple[str, ...]) -> Path:
         return root.joinpath(*(f"{name}={value}" for name, value in zip(names, row)))
@@ -239,7 +238,6 @@ def _write_parquet(
             os.replace(written, destination)
         shutil.rmtree(scratch)
     con.execute("DROP TABLE IF EXISTS _kept")
-    con.execute("DROP TABLE _folders")
 
 
 def _parquet_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:

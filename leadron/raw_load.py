@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -37,6 +38,7 @@ class EventLoad:
     files: int
     rows_read: int
     rows_loaded: int
+    folders: tuple[tuple[Path, date], ...] = ()  # the landing folders read: (batch's day folder, day)
 
     @property
     def duplicates_dropped(self) -> int:
@@ -70,7 +72,8 @@ def load_events(con: duckdb.DuckDBPyConnection, settings: Settings, start: date,
     Idempotent: the same landing gives the same rows. Within the window, a second
     (tenant_id, event_id) is dropped; the first received wins.
     """
-    files = landing.event_files(settings, days_in(start, end_exclusive))
+    folders = tuple(landing.event_folders(settings, days_in(start, end_exclusive)))
+    files = landing.folder_files(folders)
     window = {"files": files, "start": start, "end": end_exclusive}
     rows_read = (
         con.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = false)", [files]).fetchone()[0]
@@ -79,7 +82,7 @@ def load_events(con: duckdb.DuckDBPyConnection, settings: Settings, start: date,
     )
     if not settings.raw_in_warehouse:
         rows_loaded = _events_to_parquet(con, settings, window)
-        return EventLoad((end_exclusive - start).days, len(files), rows_read, rows_loaded)
+        return EventLoad((end_exclusive - start).days, len(files), rows_read, rows_loaded, folders)
     _create_like(con, "events", landing.EVENT_SCHEMA)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -95,7 +98,7 @@ def load_events(con: duckdb.DuckDBPyConnection, settings: Settings, start: date,
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return EventLoad((end_exclusive - start).days, len(files), rows_read, rows_loaded)
+    return EventLoad((end_exclusive - start).days, len(files), rows_read, rows_loaded, folders)
 
 
 def _events_to_parquet(con: duckdb.DuckDBPyConnection, settings: Settings, window: dict) -> int:
@@ -124,10 +127,14 @@ def _events_to_parquet(con: duckdb.DuckDBPyConnection, settings: Settings, windo
 
 @dataclass(frozen=True)
 class DimensionLoad:
-    snapshots: int
+    files: tuple[str, ...]  # the landed snapshot files read
     rows: int
     latest_snapshot: str | None
     reloaded: bool = True
+
+    @property
+    def snapshots(self) -> int:
+        return len(self.files)
 
 
 def _snapshot_id(path: str) -> str:
@@ -168,7 +175,7 @@ def load_dimension(con: duckdb.DuckDBPyConnection, settings: Settings, name: str
     same_columns = raw_columns(con, name) == [*schema.names, "loaded_at"]
     if files and same_columns and held_snapshots(con, name) == {_snapshot_id(f) for f in files}:
         rows = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{name}").fetchone()[0]
-        return DimensionLoad(len(files), rows, latest, reloaded=False)
+        return DimensionLoad(tuple(files), rows, latest, reloaded=False)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA}.{name}")
@@ -180,7 +187,7 @@ def load_dimension(con: duckdb.DuckDBPyConnection, settings: Settings, name: str
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return DimensionLoad(len(files), rows, latest)
+    return DimensionLoad(tuple(files), rows, latest)
 
 
 def _snapshots_select(schema: pa.Schema) -> str:
@@ -212,7 +219,7 @@ def _dimension_to_parquet(
                 "SELECT list(DISTINCT snapshot_id), count(*) FROM read_parquet(?)", [str(target)]
             ).fetchone()
             if set(held or []) == {_snapshot_id(f) for f in files}:
-                return DimensionLoad(len(files), rows, latest, reloaded=False)
+                return DimensionLoad(tuple(files), rows, latest, reloaded=False)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / ".data.parquet.partial"
     if files:
@@ -225,4 +232,4 @@ def _dimension_to_parquet(
         con.unregister("_empty_like")
     os.replace(partial, target)
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone()[0]
-    return DimensionLoad(len(files), rows, latest)
+    return DimensionLoad(tuple(files), rows, latest)

@@ -1,8 +1,9 @@
-"""Which landed event folders the warehouse has processed: what `leadron run` re-derives next.
+"""Which landed items the warehouse has processed: what `leadron run` re-derives next.
 
-The landing zone holds one folder per (batch, event day). A run's raw load records the folders it read
-as that run's; only when the run's publication succeeds do they become processed. A run killed anywhere
-(raw load, dbt, publication) leaves them pending, so the next run re-derives their days: never skipped.
+The landing zone holds one folder per (batch, event day) and one file per dimension snapshot. A run's raw
+loads record the items they read as that run's; only when the run's publication succeeds do they become
+processed. A run killed anywhere (raw load, dbt, publication) leaves them pending, so the next run re-derives
+their days: never skipped.
 Both tables live in the warehouse, written by its one writer.
 """
 
@@ -19,11 +20,11 @@ from leadron import dimensions, landing
 from leadron.settings import Settings
 
 SCHEMA = "meta"
-LOADED = f"{SCHEMA}.run_loaded_items"  # (run_id, item, event_date): read by a run not yet published
-PROCESSED = f"{SCHEMA}.processed_items"  # (item, event_date, run_id, processed_at): read by a published run
+LOADED = f"{SCHEMA}.run_loaded_items"  # (run_id, item): read by a run not yet published
+PROCESSED = f"{SCHEMA}.processed_items"  # (item, run_id, processed_at): read by a published run
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Item:
     """A landed unit a run reads whole: an event folder (one batch's events of one day) or a dimension
     snapshot file, named by its path under the landing zone."""
@@ -31,13 +32,16 @@ class Item:
     path: str
     event_date: date | None = None  # None: a dimension snapshot
 
+    @classmethod
+    def of(cls, settings: Settings, path: str | Path, event_date: date | None = None) -> Item:
+        return cls(str(Path(path).relative_to(settings.landing_dir)), event_date)
+
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {LOADED} (run_id VARCHAR, item VARCHAR, event_date DATE)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {LOADED} (run_id VARCHAR, item VARCHAR)")
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {PROCESSED} (item VARCHAR PRIMARY KEY, event_date DATE, run_id VARCHAR, "
-        "processed_at TIMESTAMP)"
+        f"CREATE TABLE IF NOT EXISTS {PROCESSED} (item VARCHAR PRIMARY KEY, run_id VARCHAR, processed_at TIMESTAMP)"
     )
 
 
@@ -45,7 +49,7 @@ def record_loaded(con: duckdb.DuckDBPyConnection, run_id: str, items: list[Item]
     """The landed items a run's raw load read (kept until the run publishes)."""
     _ensure(con)
     if items:
-        con.executemany(f"INSERT INTO {LOADED} VALUES (?, ?, ?)", [(run_id, i.path, i.event_date) for i in items])
+        con.executemany(f"INSERT INTO {LOADED} VALUES (?, ?)", [(run_id, i.path) for i in items])
 
 
 def mark_processed(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
@@ -54,7 +58,7 @@ def mark_processed(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
         added = con.execute(
-            f"INSERT INTO {PROCESSED} SELECT DISTINCT item, event_date, run_id, now()::TIMESTAMP "
+            f"INSERT INTO {PROCESSED} SELECT DISTINCT item, run_id, now()::TIMESTAMP "
             f"FROM {LOADED} WHERE run_id = ? ON CONFLICT DO NOTHING",
             [run_id],
         ).fetchone()[0]
@@ -95,18 +99,12 @@ class Pending:
         return lines
 
 
-def event_items(settings: Settings, folders: list[tuple[Path, date]]) -> list[Item]:
-    return [Item(str(path.relative_to(settings.landing_dir)), day) for path, day in folders]
-
-
-def snapshot_items(settings: Settings, files: list[str]) -> list[Item]:
-    return [Item(str(Path(path).relative_to(settings.landing_dir))) for path in files]
-
-
 def landed(settings: Settings) -> list[Item]:
     """Every landed event folder and dimension snapshot."""
     snapshots = [p for name in sorted(dimensions.DIMENSIONS) for p in landing.dimension_snapshots(settings, name)]
-    return event_items(settings, landing.event_folders(settings)) + snapshot_items(settings, snapshots)
+    return [Item.of(settings, path, day) for path, day in landing.event_folders(settings)] + [
+        Item.of(settings, path) for path in snapshots
+    ]
 
 
 def pending(con: duckdb.DuckDBPyConnection, settings: Settings) -> Pending:

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from aiosmtpd.controller import Controller
 
 from leadron.mailer import SmtpSettings
 from leadron.settings import Settings, get_settings
+from tests.cli import leadron  # noqa: F401 - re-exported: the tests import it from here
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _HOME_VARS = ("LEADRON_HOME", "LEADRON_WAREHOUSE_PATH", "LEADRON_LANDING_DIR", "DAGSTER_HOME")
@@ -91,13 +91,6 @@ def build(settings: Settings, partition=None):
     assert outcome.success, f"build failed at {outcome.failed_steps}"
     assert not outcome.failed_checks, outcome.failed_checks
     return outcome
-
-
-def leadron(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The `leadron` CLI in a subprocess, as an operator types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "leadron_cli.main", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:

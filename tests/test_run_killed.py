@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _HOME_VARS, FIXTURES, leadron
+from tests.cli import home_env, leadron
+from tests.conftest import FIXTURES
 from tests.published_tables import published, same_value
 
 pytestmark = pytest.mark.slow
@@ -37,15 +38,8 @@ PHASES = {
 DELAY_S = {"raw load": 0.2, "publication": 0.05}
 
 
-def env_for(home: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in _HOME_VARS and not k.startswith("LEADRON_")}
-    if "LEADRON_DBT_TARGET_DIR" in os.environ:  # an xdist worker's own (tests/conftest.py)
-        base["LEADRON_DBT_TARGET_DIR"] = os.environ["LEADRON_DBT_TARGET_DIR"]
-    return {**base, "LEADRON_HOME": str(home), **ENV}
-
-
 def run(home: Path, *args: str) -> str:
-    done = leadron("run", *args, env=env_for(home), timeout=900)
+    done = leadron("run", *args, env=home_env(home, **ENV), timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -56,7 +50,7 @@ def killed_run(home: Path, phase: str, rng: random.Random) -> str:
     For the dbt phase the moment is a random dbt node's start; otherwise a random delay of up to DELAY_S."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadron_cli.main", "run"],
-        env=env_for(home),
+        env=home_env(home, **ENV),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,10 +79,10 @@ def killed_run(home: Path, phase: str, rng: random.Random) -> str:
 def homes(tmp_path_factory):
     root = tmp_path_factory.mktemp("killed")
     reference, killed = root / "reference", root / "killed"
-    assert leadron("import", str(FIXTURES / "handmade"), env=env_for(reference)).returncode == 0
+    assert leadron("import", str(FIXTURES / "handmade"), env=home_env(reference, **ENV)).returncode == 0
     shutil.copytree(reference / "landing", killed / "landing")
     first = run(killed)
-    assert leadron("import", str(FIXTURES / "handmade" / "late"), env=env_for(reference)).returncode == 0
+    assert leadron("import", str(FIXTURES / "handmade" / "late"), env=home_env(reference, **ENV)).returncode == 0
     shutil.copytree(reference / "landing", killed / "landing", dirs_exist_ok=True)
     run(reference)
     seed = int(os.environ.get("LEADRON_KILL_SEED", time.time_ns() % 10_000))

@@ -12,14 +12,14 @@ another order.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import _HOME_VARS, FIXTURES, leadron
+from tests.cli import home_env, leadron
+from tests.conftest import FIXTURES
 from tests.published_tables import published, same_value
 from tests.test_handmade_kpis import COLUMNS, EXPECTED
 
@@ -37,10 +37,7 @@ ENGINE_ENV = {
 
 def cli(*args: str, home: Path, **extra: str) -> dict:
     """`leadron ARGS` on `home` with ENGINE_ENV; (args, return code, the output's end)."""
-    env = {k: v for k, v in os.environ.items() if k not in _HOME_VARS and not k.startswith("LEADRON_")}
-    if "LEADRON_DBT_TARGET_DIR" in os.environ:  # an xdist worker's own (tests/conftest.py)
-        env["LEADRON_DBT_TARGET_DIR"] = os.environ["LEADRON_DBT_TARGET_DIR"]
-    done = leadron(*args, env={**env, "LEADRON_HOME": str(home), **ENGINE_ENV, **extra}, timeout=1200)
+    done = leadron(*args, env=home_env(home, **ENGINE_ENV, **extra), timeout=1200)
     return {"args": list(args), "returncode": done.returncode, "output": (done.stdout + done.stderr)[-4000:]}
 
 

@@ -117,9 +117,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         settings = get_settings()
         window = run_window(context.run.tags)
-        # dbt runs as a subprocess that inherits the environment: hand it the warehouse path
-        # this process resolved, and put the environment back afterwards.
-        with writer_lock(settings), exported({**dbt_env(settings), **window_env(window)}):
+        with writer_lock(settings):
             with duckdb.connect(str(settings.warehouse_path)) as con:
                 dimensions_now = dimension_state.fingerprint(con)
                 dimensions_changed = dimension_state.last_built(con) != dimensions_now
@@ -128,8 +126,10 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
                 context.log.info("dimension snapshots differ from the last build's: rebuilding from all history")
             tested = data_test_rows(window, full_refresh, config.full_tests, context.run.tags)
             context.log.info(f"data tests read {'the rows this run wrote' if tested == 'written' else 'every row'}")
+            # dbt runs as a subprocess that inherits the environment: hand it the warehouse path this process
+            # resolved, the run's window and what its tests read, and put the environment back afterwards.
             # The project's own target folder (not a fresh one per run) keeps dbt's partial parse.
-            with exported({"LEADRON_DBT_TESTED_ROWS": tested}):
+            with exported({**dbt_env(settings), **window_env(window), "LEADRON_DBT_TESTED_ROWS": tested}):
                 invocation = dbt.cli(dbt_build_args(full_refresh), context=context, target_path=project.target_path)
                 outputs = 0
                 for event in invocation.stream():

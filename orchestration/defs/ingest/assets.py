@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from leadron import dimensions, landing, raw_load, run_ledger
+from leadron import dimensions, raw_load, run_ledger
 from leadron.settings import get_settings
 from orchestration.lib.partitions import daily_partitions
 from orchestration.lib.resources import WarehouseResource
@@ -33,11 +33,11 @@ def build_raw_events_asset(partitions_def: dg.PartitionsDefinition) -> dg.Assets
         start, end = window.start.date(), window.end.date()
         context.log.info(f"loading landed events of {start}..{end - timedelta(days=1)} into raw.events")
         settings = warehouse.settings()
-        # Listed before the load reads them (it may read more): what this run has read once it publishes.
-        folders = landing.event_folders(settings, raw_load.days_in(start, end))
         with warehouse.writer() as con:
             load = raw_load.load_events(con, settings, start, end)
-            run_ledger.record_loaded(con, context.run.run_id, run_ledger.event_items(settings, folders))
+            # What this run has read, once it publishes (run_ledger).
+            items = [run_ledger.Item.of(settings, path, day) for path, day in load.folders]
+            run_ledger.record_loaded(con, context.run.run_id, items)
         context.log.info(
             f"raw.events {start}..{end - timedelta(days=1)}: {load.rows_loaded:,} rows from {load.files} files "
             f"({load.duplicates_dropped:,} duplicates dropped)"
@@ -73,9 +73,9 @@ def build_dimension_assets() -> dg.AssetsDefinition:
         with warehouse.writer() as con:
             for key in sorted(context.selected_asset_keys, key=lambda k: k.path[-1]):
                 name = key.path[-1]
-                snapshots = landing.dimension_snapshots(settings, name)
                 load = raw_load.load_dimension(con, settings, name)
-                run_ledger.record_loaded(con, context.run.run_id, run_ledger.snapshot_items(settings, snapshots))
+                items = [run_ledger.Item.of(settings, path) for path in load.files]
+                run_ledger.record_loaded(con, context.run.run_id, items)
                 action = "reloaded" if load.reloaded else "unchanged, kept"
                 context.log.info(f"raw.{name}: {load.rows:,} rows from {load.snapshots} snapshot(s), {action}")
                 yield dg.MaterializeResult(
