@@ -218,3 +218,17 @@ def test_a_truncated_manifest_is_parsed_again(tmp_path, monkeypatch):
         assert orjson.loads(manifest.read_bytes())["metadata"]["project_name"] == "leadron"
     finally:
         dbt_project.leadron_dbt_project.cache_clear()
+
+
+def test_the_dbt_resource_knows_its_dbt_version_without_starting_dbt(home):
+    # LeadronDbtCli replaces two private hooks of dagster-dbt; if a new dagster-dbt renames them, this fails
+    # instead of the runs silently paying for them again.
+    from dagster_dbt import DbtCliResource
+    from packaging import version
+
+    from orchestration.lib.dbt_project import dbt_cli, dbt_executable, leadron_dbt_project
+
+    assert {"_cli_version", "_initialize_dbt_core_adapter"} <= set(vars(DbtCliResource))
+    started = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True, timeout=120, check=True)
+    assert f"installed: {dbt_cli(leadron_dbt_project())._cli_version}" in started.stdout.replace("- ", "")
+    assert dbt_cli(leadron_dbt_project())._cli_version >= version.parse("1.11")
