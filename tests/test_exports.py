@@ -360,15 +360,21 @@ def test_a_bi_reader_works_while_a_pipeline_run_writes(built):
 
 
 def test_a_failing_data_test_blocks_the_publication(built):
-    """A duplicated event kept outside the run's window: a one-day run's tests read the rows it wrote and pass;
-    with every row tested (as the scheduled daily build does) the uniqueness test fails, the dbt step fails and
-    the publication (downstream of every mart) does not run; readers keep the last good version."""
+    """A duplicated event and one without an id kept outside the run's window: a one-day run's tests read the rows
+    it wrote and pass; with every row tested (as the scheduled daily build does) the uniqueness and not-null tests
+    fail, the dbt step fails and the publication (downstream of every mart) does not run; readers keep the last
+    good version."""
     from orchestration.runner import run_build
 
     settings, _, _ = built
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute(
             "INSERT INTO staging.stg_leadron__events SELECT * FROM staging.stg_leadron__events "
+            "WHERE event_date = (SELECT min(event_date) FROM staging.stg_leadron__events) LIMIT 1"
+        )
+        con.execute(
+            "INSERT INTO staging.stg_leadron__events SELECT * REPLACE (NULL AS event_id) "
+            "FROM staging.stg_leadron__events "
             "WHERE event_date = (SELECT min(event_date) FROM staging.stg_leadron__events) LIMIT 1"
         )
     last = query(settings, "SELECT max(event_date) FROM staging.stg_leadron__events")[0][0]
@@ -380,10 +386,12 @@ def test_a_failing_data_test_blocks_the_publication(built):
     )
     assert not outcome.success
     assert any("unique_combination_stg_leadron__events" in c for c in outcome.failed_checks)
+    assert any("not_null_columns_stg_leadron__events" in c for c in outcome.failed_checks)
     assert current_manifest(settings.publish_dir)["version"] == before
     with duckdb.connect(str(settings.warehouse_path)) as con:  # leave the module's warehouse clean
         con.execute(
-            "CREATE OR REPLACE TABLE staging.stg_leadron__events AS SELECT DISTINCT * FROM staging.stg_leadron__events"
+            "CREATE OR REPLACE TABLE staging.stg_leadron__events AS "
+            "SELECT DISTINCT * FROM staging.stg_leadron__events WHERE event_id IS NOT NULL"
         )
 
 
