@@ -23,6 +23,13 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _switch(name: str, default: bool) -> bool:
+    value = _env(name, str(default).lower()).lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{name}: {value!r} is neither true nor false")
+    return value == "true"
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -37,6 +44,8 @@ class Settings:
     spark_master: str
     spark_driver_memory: str
     spark_shuffle_partitions: int
+    spark_java_options: str
+    spark_whole_stage_codegen: bool
     writer_lock_timeout_s: float
     api_rate_per_s: float
     api_rate_burst: float
@@ -249,6 +258,8 @@ def get_settings() -> Settings:
         spark_master=_env("LEADRON_SPARK_MASTER", "local[*]"),
         spark_driver_memory=_env("LEADRON_SPARK_DRIVER_MEMORY", "4g"),
         spark_shuffle_partitions=int(_env("LEADRON_SPARK_SHUFFLE_PARTITIONS", "4")),
+        spark_java_options=_env("LEADRON_SPARK_JAVA_OPTIONS", ""),
+        spark_whole_stage_codegen=_switch("LEADRON_SPARK_WHOLE_STAGE_CODEGEN", True),
         writer_lock_timeout_s=float(_env("LEADRON_WRITER_LOCK_TIMEOUT", "900")),
         api_rate_per_s=float(_env("LEADRON_RATE_LIMIT", "5000")),
         api_rate_burst=float(_env("LEADRON_RATE_BURST", "10000")),
@@ -302,6 +313,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LEADRON_SPARK_MASTER": settings.spark_master,
         "LEADRON_SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
         "LEADRON_SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),
+        "LEADRON_SPARK_JAVA_OPTIONS": settings.spark_java_options,
+        "LEADRON_SPARK_WHOLE_STAGE_CODEGEN": str(settings.spark_whole_stage_codegen).lower(),
     }
     return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of, **spark}
 

@@ -105,23 +105,42 @@ def query_dicts(settings: Settings, sql: str, params: list | None = None) -> lis
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-@pytest.fixture(scope="session")
-def generated_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
-    """A warehouse built from a small generated dataset, shared by the tests that only read it."""
+def _build_generated(root: Path) -> None:
+    """root/input (generated) and root/home (imported and built)."""
     from datetime import date
 
     from leadron.demo_data import generate
     from leadron.importer import import_folder
 
-    root = tmp_path_factory.mktemp("generated")
     with pytest.MonkeyPatch.context() as mp:
         settings = use_home(mp, root / "home")
-        input_dir = root / "input"
-        generate(input_dir, events=30_000, tenants=3, seed=11, end=date(2026, 3, 31), days=90)
-        report = import_folder(input_dir, settings)
-        assert report.ok
+        generate(root / "input", events=30_000, tenants=3, seed=11, end=date(2026, 3, 31), days=90)
+        assert import_folder(root / "input", settings).ok
         build(settings)
-        yield settings, input_dir
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+@pytest.fixture(scope="session")
+def generated_build(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[tuple[Settings, Path]]:
+    """A warehouse built from a small generated dataset, for the tests that read it (or rebuild a day of it).
+
+    Built once per test run: under xdist the first worker to ask builds it in the run's shared temporary folder
+    and every worker then takes its own copy (a copy takes a second, a build about a minute of both CPUs)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.mktemp("generated")
+    if worker_id == "master":  # one process: nothing to share (the parent folder outlives this run)
+        _build_generated(root)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "generated-build"
+        with FileLock(str(shared) + ".lock"):
+            if not (shared / "built").exists():
+                _build_generated(shared)
+                (shared / "built").touch()
+        for part in ("input", "home"):
+            shutil.copytree(shared / part, root / part, symlinks=True)  # the publication links versions relatively
+    with pytest.MonkeyPatch.context() as mp:
+        yield use_home(mp, root / "home"), root / "input"
     os.environ.pop("DAGSTER_HOME", None)
 
 

@@ -99,6 +99,14 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     monkeypatch.setenv("LEADRON_AS_OF", "2026-03-31'; drop table x; --")
     with pytest.raises(ValueError, match="LEADRON_AS_OF: .* is not an ISO 8601 timestamp"):
         dbt_env(get_settings())
+    monkeypatch.setenv("LEADRON_AS_OF", "")
+    assert dbt_env(get_settings())["LEADRON_SPARK_WHOLE_STAGE_CODEGEN"] == "true"
+    monkeypatch.setenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN", "False")
+    assert dbt_env(get_settings())["LEADRON_SPARK_WHOLE_STAGE_CODEGEN"] == "false"
+    monkeypatch.setenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN", "sometimes")
+    with pytest.raises(ValueError, match="LEADRON_SPARK_WHOLE_STAGE_CODEGEN: 'sometimes' is neither true nor false"):
+        get_settings()
+    monkeypatch.delenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN")
     from orchestration.defs.dbt.assets import run_window, window_env
 
     assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {
