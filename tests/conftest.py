@@ -117,7 +117,6 @@ def _build_generated(root: Path) -> None:
         generate(root / "input", events=30_000, tenants=3, seed=11, end=date(2026, 3, 31), days=90)
         assert import_folder(root / "input", settings).ok
         build(settings)
-    os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.fixture(scope="session")
@@ -125,11 +124,11 @@ def generated_build(tmp_path_factory: pytest.TempPathFactory, worker_id: str) ->
     """A warehouse built from a small generated dataset, for the tests that read it (or rebuild a day of it).
 
     Built once per test run: under xdist the first worker to ask builds it in the run's shared temporary folder
-    and every worker then takes its own copy (a copy takes a second, a build about a minute of both CPUs)."""
+    and every worker then takes its own copy (a copy takes a second, a build 30-60 s of the suite's two CPUs)."""
     from filelock import FileLock
 
     root = tmp_path_factory.mktemp("generated")
-    if worker_id == "master":  # one process: nothing to share (the parent folder outlives this run)
+    if worker_id == "master":  # one process: nothing to share (and the parent folder is shared by every run)
         _build_generated(root)
     else:
         shared = tmp_path_factory.getbasetemp().parent / "generated-build"
