@@ -237,6 +237,7 @@ def test_the_dbt_resource_knows_its_dbt_version_without_starting_dbt(home):
     from orchestration.lib.dbt_project import dbt_cli, dbt_executable, leadron_dbt_project
 
     assert {"_cli_version", "_initialize_dbt_core_adapter"} <= set(vars(DbtCliResource))
+    known = dbt_cli(leadron_dbt_project())._cli_version
     started = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True, timeout=120, check=True)
-    assert f"installed: {dbt_cli(leadron_dbt_project())._cli_version}" in started.stdout.replace("- ", "")
-    assert dbt_cli(leadron_dbt_project())._cli_version >= version.parse("1.11")
+    assert f"installed: {known}" in started.stdout.replace("- ", "")
+    assert known >= version.parse("1.11")
