@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from api_stub.ingest_log.status_index import NO_KEY, refs_blob
 from api_stub.ingest_log.status_index import key as status_key
 from leadron.contract import EventIn, event_id_for
 
@@ -172,26 +173,26 @@ class Submission:
 
     def __post_init__(self) -> None:
         self.lines = b"\n".join(e.line for e in self.events)
-        self.status_keys = status_keys_blob(self.events)
+        self.status_refs = status_refs_blob(self.events)
         self.tenant_id = self.events[0].tenant_id if self.events else ""
         if any(e.tenant_id != self.tenant_id for e in self.events):
             raise ValueError("a submission holds the events of one tenant")  # one tenant per request, by its key
         self.event_ids = orjson.dumps([e.event_id for e in self.events])
 
 
-def status_keys_blob(events: list[StoredEvent]) -> bytes:
-    """[position, message key, execution key] of a batch's events that have either id (keys: status_index.key):
-    what `StatusIndex` indexes, in one SQL statement."""
-    keys = []
+def status_refs_blob(events: list[StoredEvent]) -> bytes:
+    """(position, message key, execution key) of a batch's events that have either id (keys: status_index.key):
+    what `StatusIndex` indexes."""
+    refs = []
     for i, e in enumerate(events):
         message, execution = e.message_id, e.workflow_execution_id
         if message is not None or execution is not None:
-            keys.append((
+            refs.append((
                 i,
-                None if message is None else status_key(e.tenant_id, "message_id", message),
-                None if execution is None else status_key(e.tenant_id, "workflow_execution_id", execution),
+                NO_KEY if message is None else status_key(e.tenant_id, "message_id", message),
+                NO_KEY if execution is None else status_key(e.tenant_id, "workflow_execution_id", execution),
             ))  # fmt: skip
-    return orjson.dumps(keys)
+    return refs_blob(refs)
 
 
 @dataclass(frozen=True)

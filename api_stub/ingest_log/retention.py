@@ -12,12 +12,12 @@ from pathlib import Path
 from filelock import FileLock
 
 from api_stub.ingest_log.schema import connect
-from api_stub.ingest_log.status_index import POSITION_BITS
+from api_stub.ingest_log.status_index import StatusIndex
 
 log = logging.getLogger("leadron.api.store")
 
 
-def prune_log(log_path: Path, cutoff: datetime) -> dict[str, int]:
+def prune_log(log_path: Path, cutoff: datetime, status: StatusIndex) -> dict[str, int]:
     """Drop what was sealed before `cutoff` (an aware UTC time); never a batch the sealer has not landed."""
     stamp = cutoff.isoformat()
     counts = {"batches": 0, "events": 0, "idempotency": 0}
@@ -35,11 +35,7 @@ def prune_log(log_path: Path, cutoff: datetime) -> dict[str, int]:
         finally:
             con.close()
     if upto is not None:
-        index = connect(log_path.with_name("status_index.sqlite"))
-        try:
-            index.execute("DELETE FROM refs WHERE location < ?", ((upto + 1) << POSITION_BITS,))
-        finally:
-            index.close()
+        status.drop_through(upto)
     if any(counts.values()):
         log.info("API log retention: dropped %s sealed before %s", counts, stamp)
     return counts

@@ -23,7 +23,8 @@ def init_schema(path: Path) -> None:
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             lines BLOB NOT NULL,  -- the batch's accepted events, JSON Lines
             refs BLOB,            -- ids of those events, as logs before status_keys wrote them
-            status_keys BLOB);    -- status_keys_blob() of those events
+            status_keys BLOB,     -- their status keys as JSON, as logs before status_refs wrote them
+            status_refs BLOB);    -- status_refs_blob() of those events
         CREATE TABLE IF NOT EXISTS events (
             tenant_id TEXT NOT NULL, event_id TEXT NOT NULL,
             batch_seq INTEGER NOT NULL, position INTEGER NOT NULL,
@@ -43,8 +44,9 @@ def init_schema(path: Path) -> None:
     columns = {row[1] for row in con.execute("PRAGMA table_info(batches)")}
     if "refs" not in columns:
         con.execute("ALTER TABLE batches ADD COLUMN refs BLOB")  # NULL: StatusIndex reads the lines instead
-    if "status_keys" not in columns:
-        con.execute("ALTER TABLE batches ADD COLUMN status_keys BLOB")  # NULL: StatusIndex reads refs or lines
+    for column in ("status_keys", "status_refs"):  # NULL: StatusIndex reads what an older log wrote instead
+        if column not in columns:
+            con.execute(f"ALTER TABLE batches ADD COLUMN {column} BLOB")
     con.close()
 
 

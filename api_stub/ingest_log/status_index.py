@@ -1,127 +1,175 @@
 """The status endpoint's index: message and execution ids of the API log, by batch and position.
 
-Kept out of the commit on purpose. Inside it, every event cost random inserts into two
-secondary B-trees under the lock all server processes share; here the ids of many
-batches go in at once, sorted, in a file of its own, while requests keep committing.
-A status request first brings the index up to date (`catch_up`), so it answers from
-every event acknowledged before it; a background thread keeps that catch-up small.
+Kept out of the commit on purpose, and log-structured: each catch-up sorts the keys of the batches committed
+since the last one (numpy, in C) and writes them as one immutable run file; a lookup binary-searches every run;
+when there are more than MAX_RUNS, the two adjacent runs smallest together are merged. No per-event B-tree
+insert: the SQLite table this replaced cost 3.4 µs of CPU per event (two ids each), a tenth of the API's CPU
+under batch load, on the same cores as the requests. A status request first brings the index up to date
+(`catch_up`), so it answers from every event acknowledged before it; a background thread keeps that
+catch-up small. The index is derived: lost or removed, it is rebuilt from the log.
 
-Keys are CRC-32s of (tenant, kind, id) and locations `seq << 16 | position`: integer
-rows insert at half the cost of the text ones (measured: 7.3 against 13.4 µs per event
-with two ids each, 1M events). A lookup checks every line it reads against the tenant and
-the id, so a hash collision costs a line read, never a wrong answer.
+Keys are CRC-32s of (tenant, kind, id) and locations `seq << 16 | position`. A lookup checks every line it
+reads against the tenant and the id, so a hash collision costs a line read, never a wrong answer.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
+import re
 import threading
 import zlib
+from array import array
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import orjson
 from filelock import FileLock
 
+from api_stub.ingest_log.schema import connect
+
 KINDS = {"message_id": b"m", "workflow_execution_id": b"x"}
 POSITION_BITS = 16  # a batch holds at most 65,536 events (1,000 by the API's rule)
+MAX_RUNS = 8  # a lookup searches at most this many runs (plus the one a catch-up just wrote)
+NO_KEY = -1  # an event without a message id (or execution id) in a refs blob
+_RUN = re.compile(r"^run-(\d{12})-(\d{12})\.npy$")
 
 
 def key(tenant_id: str, column: str, value: str) -> int:
     return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], value.encode())))
 
 
-# Both ids of every event of the batches seq BETWEEN ? AND ? (twice: messages, executions), sorted by key.
-_INSERT_KEYS = f"""
-    INSERT OR IGNORE INTO refs (key, location)
-    SELECT key, location FROM (
-        SELECT j.value->>1 AS key, b.seq << {POSITION_BITS} | (j.value->>0) AS location
-        FROM log.batches AS b, json_each(b.status_keys) AS j WHERE b.seq BETWEEN ? AND ?
-        UNION ALL
-        SELECT j.value->>2, b.seq << {POSITION_BITS} | (j.value->>0)
-        FROM log.batches AS b, json_each(b.status_keys) AS j WHERE b.seq BETWEEN ? AND ?
-    ) WHERE key IS NOT NULL ORDER BY key
-"""
+def refs_blob(refs: list[tuple[int, int, int]]) -> bytes:
+    """(position, message key or NO_KEY, execution key or NO_KEY) of a batch's events, as packed int64s: what
+    a catch-up reads with numpy, no Python per event."""
+    return array("q", [value for ref in refs for value in ref]).tobytes()
 
 
-def _refs_of_lines(lines: bytes) -> list[list]:
-    """refs of a batch written before the log stored them: read from its JSON lines."""
-    refs = []
-    for position, line in enumerate(lines.split(b"\n") if lines else []):
-        raw = orjson.loads(line)
-        refs.append([position, raw["_t"], raw.get("messageId"), raw.get("workflowExecutionId")])
-    return refs
+def _legacy_refs(status_keys: bytes | None, refs: bytes | None, lines: bytes | None) -> list[tuple[int, int, int]]:
+    """The refs of a batch a log wrote before `status_refs`: from its status keys, its ids or its lines."""
+    if status_keys is not None:
+        return [(p, NO_KEY if m is None else m, NO_KEY if x is None else x) for p, m, x in orjson.loads(status_keys)]
+    if refs is not None:
+        rows = orjson.loads(refs)
+    else:
+        rows = []
+        for position, line in enumerate(lines.split(b"\n") if lines else []):
+            raw = orjson.loads(line)
+            rows.append([position, raw["_t"], raw.get("messageId"), raw.get("workflowExecutionId")])
+    return [
+        (
+            position,
+            NO_KEY if message is None else key(tenant, "message_id", message),
+            NO_KEY if execution is None else key(tenant, "workflow_execution_id", execution),
+        )
+        for position, tenant, message, execution in rows
+    ]
+
+
+class Run(NamedTuple):
+    first: int  # the batches seq first..last are indexed in this run
+    last: int
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
 
 
 class StatusIndex:
     def __init__(self, log_path: Path):
         self.log_path = log_path
-        self.path = log_path.with_name("status_index.sqlite")
+        self.folder = log_path.with_name("status_index")
+        self.folder.mkdir(exist_ok=True)
         self._lock = threading.Lock()  # one catch-up at a time in this process; FileLock across processes
-        self._file_lock = FileLock(str(self.path) + ".lock", timeout=60)
-        self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=NORMAL")  # rebuilt from the log if lost: no fsync per run
-        self._con.executescript("""
-            CREATE TABLE IF NOT EXISTS refs (
-                key INTEGER NOT NULL, location INTEGER NOT NULL,  -- key(), seq << 16 | position
-                PRIMARY KEY (key, location)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
-            INSERT OR IGNORE INTO state VALUES (1, 0);
-        """)
-        self._con.execute("ATTACH DATABASE ? AS log", (str(log_path),))
+        self._file_lock = FileLock(str(self.folder) + ".lock", timeout=60)
+        self._log = connect(log_path)
+        with self._file_lock:
+            for old in log_path.parent.glob("status_index.sqlite*"):  # the SQLite index of earlier versions
+                old.unlink(missing_ok=True)
+
+    def _runs(self) -> list[Run]:
+        runs = [Run(int(m[1]), int(m[2]), p) for p in self.folder.iterdir() if (m := _RUN.match(p.name))]
+        runs.sort(key=lambda run: (run.first, -run.last))  # a wider run before the runs it covers
+        # A merge killed between writing its run and removing its inputs leaves runs it covers: drop them.
+        kept: list[Run] = []
+        for run in runs:
+            if kept and run.last <= kept[-1].last:
+                run.path.unlink(missing_ok=True)
+                continue
+            kept.append(run)
+        return kept
+
+    def _write(self, first: int, last: int, keys: np.ndarray, locations: np.ndarray) -> Run:
+        order = np.lexsort((locations, keys))
+        path = self.folder / f"run-{first:012d}-{last:012d}.npy"
+        tmp = path.with_name(f".tmp-{path.name}")
+        np.save(tmp, np.stack([keys[order], locations[order]]))  # row 0 the keys, contiguous for searchsorted
+        os.replace(tmp, path)
+        return Run(first, last, path)
 
     def catch_up(self, limit: int = 2_000) -> int:
         """Index every batch committed before the call (not those committed during it: under steady load
         that chase would never end); returns the ids indexed."""
         indexed = 0
         with self._lock, self._file_lock:
-            upto = self._con.execute("SELECT coalesce(max(seq), 0) FROM log.batches").fetchone()[0]
-            while True:
-                last = self._con.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]
-                batches = self._con.execute(
-                    "SELECT seq, status_keys IS NULL FROM log.batches WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            runs = self._runs()
+            last = runs[-1].last if runs else 0
+            upto = self._log.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0]
+            while last < upto:
+                rows = self._log.execute(
+                    "SELECT seq, status_refs FROM batches WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                     (last, upto, limit),
                 ).fetchall()
-                if not batches:
-                    return indexed
-                first, end = batches[0][0], batches[-1][0]
-                self._con.execute("BEGIN IMMEDIATE")
-                before = self._con.total_changes
-                # The keys the request threads computed, inserted sorted by SQLite alone: no Python per event,
-                # and the GIL released while it runs.
-                self._con.execute(_INSERT_KEYS, (first, end, first, end))
-                legacy = self._legacy_rows([seq for seq, no_keys in batches if no_keys])
-                if legacy:
-                    self._con.execute(
-                        "INSERT OR IGNORE INTO refs SELECT value->>0, value->>1 FROM json_each(?)",
-                        (orjson.dumps(sorted(legacy)),),
-                    )
-                self._con.execute("UPDATE state SET last_seq = ? WHERE id = 1", (end,))
-                indexed += self._con.total_changes - before - 1
-                self._con.execute("COMMIT")
+                end = rows[-1][0] if len(rows) == limit else upto
+                blobs = [blob if blob is not None else self._legacy_blob(seq) for seq, blob in rows]
+                refs = np.frombuffer(b"".join(blobs), dtype=np.int64).reshape(-1, 3)
+                seqs = np.repeat(np.array([seq for seq, _ in rows], dtype=np.int64), [len(b) // 24 for b in blobs])
+                locations = seqs << POSITION_BITS | refs[:, 0]
+                keys, locations = np.concatenate((refs[:, 1], refs[:, 2])), np.concatenate((locations, locations))
+                present = keys != NO_KEY
+                runs.append(self._write(last + 1, end, keys[present], locations[present]))
+                indexed += int(present.sum())
+                last = end
+            self._compact(runs)
+        return indexed
 
-    def _legacy_rows(self, seqs: list[int]) -> set[tuple[int, int]]:
-        """(key, location) of batches a log wrote before status_keys: from their refs or their lines."""
-        rows = set()
-        for seq in seqs:
-            refs, lines = self._con.execute("SELECT refs, lines FROM log.batches WHERE seq = ?", (seq,)).fetchone()
-            for position, tenant, message, execution in orjson.loads(refs) if refs else _refs_of_lines(lines):
-                location = seq << POSITION_BITS | position
-                if message is not None:
-                    rows.add((key(tenant, "message_id", message), location))
-                if execution is not None:
-                    rows.add((key(tenant, "workflow_execution_id", execution), location))
-        return rows
+    def _legacy_blob(self, seq: int) -> bytes:
+        row = self._log.execute("SELECT status_keys, refs, lines FROM batches WHERE seq = ?", (seq,)).fetchone()
+        return refs_blob(_legacy_refs(*row))
+
+    def _compact(self, runs: list[Run]) -> None:
+        """Merge the two adjacent runs smallest together until at most MAX_RUNS are left."""
+        while len(runs) > MAX_RUNS:
+            sizes = [run.size for run in runs]
+            i = min(range(len(runs) - 1), key=lambda j: sizes[j] + sizes[j + 1])
+            keys, locations = np.concatenate([np.load(run.path) for run in runs[i : i + 2]], axis=1)
+            merged = self._write(runs[i].first, runs[i + 1].last, keys, locations)
+            for run in runs[i : i + 2]:
+                run.path.unlink()
+            runs[i : i + 2] = [merged]
 
     def lookup(self, tenant_id: str, column: str, value: str) -> list[tuple[int, int]]:
         """(batch seq, position) of the events that may be of a message or an execution (check each)."""
-        with self._lock:
-            locations = self._con.execute(
-                "SELECT location FROM refs WHERE key = ?", (key(tenant_id, column, value),)
-            ).fetchall()
+        wanted = key(tenant_id, column, value)
+        found: set[int] = set()
+        with self._lock, self._file_lock:  # not while a catch-up merges runs away
+            for run in self._runs():
+                keys, locations = np.load(run.path, mmap_mode="r")
+                lo, hi = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+                found.update(int(location) for location in locations[lo:hi])
         mask = (1 << POSITION_BITS) - 1
-        return [(location >> POSITION_BITS, location & mask) for (location,) in locations]
+        return [(location >> POSITION_BITS, location & mask) for location in sorted(found)]
+
+    def drop_through(self, seq: int) -> int:
+        """Remove the runs of batches up to `seq` only (retention); returns the runs removed. A run that also
+        covers later batches stays: a lookup skips the batches retention removed."""
+        with self._lock, self._file_lock:
+            gone = [run for run in self._runs() if run.last <= seq]
+            for run in gone:
+                run.path.unlink()
+        return len(gone)
 
     def close(self) -> None:
         with self._lock:
-            self._con.close()
+            self._log.close()

@@ -16,7 +16,7 @@ The commit holds a lock that the writers of all server processes share, so only
 what must be atomic happens under it: the blob, the idempotency rows and, when an
 Idempotency-Key is given, the stored response. Encoding happens before, rendering
 after. Message and execution ids are indexed after the commit, in sorted runs, by
-`StatusIndex` (a file of its own): random inserts into secondary indexes inside
+`StatusIndex` (files of its own): random inserts into secondary indexes inside
 the commit cost more than everything else in it together (measured: 26k → 45k
 events/s with two workers when they left the commit).
 
@@ -48,7 +48,7 @@ from api_stub.ingest_log.records import (
     content_of,
     decode_line,
     decoded,
-    status_keys_blob,
+    status_refs_blob,
 )
 from api_stub.ingest_log.retention import prune_log
 from api_stub.ingest_log.schema import INSERT_INDEX, connect, init_schema
@@ -194,7 +194,7 @@ class EventStore:
 
         None when every event was new."""
         seq = con.execute(
-            "INSERT INTO batches (lines, status_keys) VALUES (?, ?)", (sub.lines, sub.status_keys)
+            "INSERT INTO batches (lines, status_refs) VALUES (?, ?)", (sub.lines, sub.status_refs)
         ).lastrowid
         before = con.total_changes
         con.execute(INSERT_INDEX, (sub.tenant_id, seq, sub.event_ids))
@@ -228,8 +228,8 @@ class EventStore:
             outcomes.append(Outcome("duplicate" if same else "conflict", decoded(original)))
         # Rewrite this batch with its accepted events only, renumbering their positions.
         con.execute(
-            "UPDATE batches SET lines = ?, status_keys = ? WHERE seq = ?",
-            (b"\n".join(e.line for e in kept), status_keys_blob(kept), seq),
+            "UPDATE batches SET lines = ?, status_refs = ? WHERE seq = ?",
+            (b"\n".join(e.line for e in kept), status_refs_blob(kept), seq),
         )
         for new_position, e in enumerate(kept):
             con.execute(
@@ -290,7 +290,7 @@ class EventStore:
     def apply_retention(self, now: datetime | None = None) -> dict[str, int]:
         """Drop batches sealed more than LEADRON_RETENTION_API_LOG_DAYS ago (ingest_log/retention.py)."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.retention_api_log_days)
-        return prune_log(self.path, cutoff)
+        return prune_log(self.path, cutoff, self.status)
 
     def seal(self, limit: int = 5_000) -> int:
         return self.sealer.seal(limit)
