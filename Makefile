@@ -53,9 +53,9 @@ test-quick: $(STAMP) lint
 
 ## The Dagster UI on the same warehouse (LEADRON_HOME, default ./.leadron).
 dev: $(STAMP)
-	umask 077 ; DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; mkdir -p $$DAGSTER_HOME ; \
-	test -f $$DAGSTER_HOME/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $$DAGSTER_HOME/dagster.yaml ; \
-	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev
+	umask 077 ; export DAGSTER_HOME=$${DAGSTER_HOME:-$${LEADRON_HOME:-$(CURDIR)/.leadron}/dagster} ; \
+	$(BIN)/python -c 'from leadron.settings import get_settings; from orchestration.runner import ensure_dagster_home; ensure_dagster_home(get_settings())' ; \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev
 
 ## dbt on its own, on the same warehouse.
 dbt-build: $(STAMP)

@@ -65,13 +65,28 @@ def range_tags(first: date, last: date) -> dict[str, str]:
     }
 
 
+# The local instance: SQLite storage, with the event log keeping its connections (lib/event_log_storage.py).
+LOCAL_INSTANCE_YAML = """\
+event_log_storage:
+  module: orchestration.lib.event_log_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    dagster_home:
+      env: DAGSTER_HOME
+telemetry:
+  enabled: false
+"""
+_EARLIER_LOCAL_YAML = "telemetry:\n  enabled: false\n"  # what earlier versions wrote: replaced
+
+
 def ensure_dagster_home(settings: Settings) -> None:
-    """DAGSTER_HOME exported, with a dagster.yaml (SQLite storage unless one, such as deploy/dagster.yaml, is there)."""
+    """DAGSTER_HOME exported, with a dagster.yaml (the local instance unless one, such as deploy/dagster.yaml, is
+    there)."""
     settings.ensure_dirs()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     yaml = settings.dagster_home / "dagster.yaml"
-    if not yaml.exists():
-        yaml.write_text("telemetry:\n  enabled: false\n")
+    if not yaml.exists() or yaml.read_text() == _EARLIER_LOCAL_YAML:
+        yaml.write_text(LOCAL_INSTANCE_YAML)
 
 
 def instance_for(settings: Settings) -> dg.DagsterInstance:

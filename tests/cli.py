@@ -16,9 +16,7 @@ def leadron(*args: str, env: dict, timeout: float | None = 600) -> subprocess.Co
 
 
 def home_env(home: Path, **extra: str) -> dict[str, str]:
-    """This process's environment without its Leadron settings or Dagster instance, for a command on `home`
-    (an xdist worker's own dbt target folder kept: tests/conftest.py), plus `extra`."""
+    """This process's environment without its Leadron settings or Dagster instance, for a command on `home`,
+    plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADRON_") and k != "DAGSTER_HOME"}
-    if "LEADRON_DBT_TARGET_DIR" in os.environ:
-        env["LEADRON_DBT_TARGET_DIR"] = os.environ["LEADRON_DBT_TARGET_DIR"]
     return {**env, "LEADRON_HOME": str(home), **extra}

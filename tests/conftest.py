@@ -33,9 +33,10 @@ _chromium_install: subprocess.Popen | None = None
 
 
 def pytest_configure(config) -> None:
-    # dbt writes its manifest, partial parse and run results into its target folder: each xdist worker gets its
-    # own, so two workers' builds never read each other's (under the repository's target/, which dbt's
-    # fingerprint skips). A worker inherits the controller's environment, so this sets, not defaults.
+    # The in-process builds of each xdist worker write dbt's manifest, partial parse and run results into a
+    # target folder of their own, so two workers' builds never read each other's (under the repository's
+    # target/, which dbt's fingerprint skips); a `leadron` command on a home (tests/cli.py) uses the home's own.
+    # A worker inherits the controller's environment, so this sets, not defaults.
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker:
         target = Path(__file__).parents[1] / "target" / f"pytest-{worker}"
