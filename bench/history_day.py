@@ -69,7 +69,7 @@ def run_details(home: Path, output: str) -> dict:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     with dg.DagsterInstance.get() as instance:
         steps = step_seconds(instance, run_id)
-    results = json.loads((ROOT / "dbt_project" / "target" / "run_results.json").read_text())["results"]
+    results = json.loads((home / "dbt-target" / "run_results.json").read_text())["results"]  # the home's own
     nodes = sorted(((r["unique_id"], round(r["execution_time"], 2)) for r in results), key=lambda kv: -kv[1])
     tests = round(sum(t for k, t in nodes if k.startswith("test.")), 1)
     return {"run_id": run_id, "steps": steps, "dbt_nodes": len(nodes), "tests_seconds": tests,

@@ -55,8 +55,11 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
 
 
 def dbt_node_seconds() -> dict[str, float]:
-    """Seconds per dbt node of the last invocation, slowest first (target/run_results.json)."""
-    results = json.loads((ROOT / "dbt_project" / "target" / "run_results.json").read_text())["results"]
+    """Seconds per dbt node of the last invocation, slowest first (run_results.json of the target folder the
+    in-process definitions' dbt runs write: the project's)."""
+    from orchestration.lib.dbt_project import leadron_dbt_project
+
+    results = json.loads((leadron_dbt_project().target_path / "run_results.json").read_text())["results"]
     timed = {r["unique_id"]: round(r["execution_time"], 2) for r in results}
     return dict(sorted(timed.items(), key=lambda kv: -kv[1]))
 
