@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import threading
 import zlib
 from array import array
@@ -25,8 +26,6 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 from filelock import FileLock
-
-from api_stub.ingest_log.schema import connect
 
 KINDS = {"message_id": b"m", "workflow_execution_id": b"x"}
 POSITION_BITS = 16  # a batch holds at most 65,536 events (1,000 by the API's rule)
@@ -83,7 +82,8 @@ class StatusIndex:
         self.folder.mkdir(exist_ok=True)
         self._lock = threading.Lock()  # one catch-up at a time in this process; FileLock across processes
         self._file_lock = FileLock(str(self.folder) + ".lock", timeout=60)
-        self._log = connect(log_path)
+        # Reads only the refs of new batches: SQLite's default page cache, not the writer's 128 MiB.
+        self._log = sqlite3.connect(log_path, timeout=60, isolation_level=None, check_same_thread=False)
         with self._file_lock:
             for old in log_path.parent.glob("status_index.sqlite*"):  # the SQLite index of earlier versions
                 old.unlink(missing_ok=True)
