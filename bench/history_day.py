@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.marts_10m import step_seconds  # noqa: E402
+from leadron.settings import home_dbt_target_dir  # noqa: E402
 from tests.cli import home_env  # noqa: E402
 from tests.cli import leadron as cli  # noqa: E402
 
@@ -69,7 +70,8 @@ def run_details(home: Path, output: str) -> dict:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     with dg.DagsterInstance.get() as instance:
         steps = step_seconds(instance, run_id)
-    results = json.loads((home / "dbt-target" / "run_results.json").read_text())["results"]  # the home's own
+    # `leadron` ran with the home's own target folder (home_env passes no LEADRON_DBT_TARGET_DIR).
+    results = json.loads((home_dbt_target_dir(home) / "run_results.json").read_text())["results"]
     nodes = sorted(((r["unique_id"], round(r["execution_time"], 2)) for r in results), key=lambda kv: -kv[1])
     tests = round(sum(t for k, t in nodes if k.startswith("test.")), 1)
     return {"run_id": run_id, "steps": steps, "dbt_nodes": len(nodes), "tests_seconds": tests,

@@ -210,6 +210,7 @@ def main() -> int:
         "batch_share_of_minimal_median": share,
         "durable_log_rows": stored,
         "acknowledged_events_at_least": acknowledged,
+        "minimal_lines_written": sum(len(p.read_bytes().splitlines()) for p in minimal_dir.glob("events-*.jsonl")),
     }
     out = BENCH / "results"
     out.mkdir(exist_ok=True)

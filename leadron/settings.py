@@ -242,6 +242,13 @@ def _memory(value: str) -> str:
     return value
 
 
+def home_dbt_target_dir(home: Path) -> Path:
+    """dbt's target folder (manifest, partial parse, run results) unless LEADRON_DBT_TARGET_DIR says otherwise: one
+    per home, since dbt's partial parse holds for one profile only (the warehouse's path is in it) and homes
+    sharing a folder re-parsed the whole project (4-7 s here) whenever dbt ran on another home than the last."""
+    return home / "dbt-target"
+
+
 def get_settings() -> Settings:
     home = Path(_env("LEADRON_HOME", str(PROJECT_ROOT / ".leadron"))).expanduser().resolve()
     return Settings(
@@ -251,10 +258,7 @@ def get_settings() -> Settings:
         dagster_home=Path(_env("DAGSTER_HOME", str(home / "dagster"))).resolve(),
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
-        # dbt's target folder (manifest, partial parse, run results), one per home: dbt's partial parse holds
-        # for one profile only (the warehouse's path is in it), so homes sharing a folder re-parsed the whole
-        # project (4-7 s here) whenever dbt ran on another home than the last.
-        dbt_target_dir=Path(_env("LEADRON_DBT_TARGET_DIR", str(home / "dbt-target"))).resolve(),
+        dbt_target_dir=Path(_env("LEADRON_DBT_TARGET_DIR", str(home_dbt_target_dir(home)))).resolve(),
         spark_dir=Path(_env("LEADRON_SPARK_DIR", str(home / "spark"))).resolve(),
         raw_parquet_dir=Path(_env("LEADRON_RAW_PARQUET_DIR", str(home / "spark" / "raw"))).resolve(),
         spark_master=_env("LEADRON_SPARK_MASTER", "local[*]"),

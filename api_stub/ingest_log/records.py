@@ -11,8 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api_stub.ingest_log.status_index import NO_KEY, refs_blob
-from api_stub.ingest_log.status_index import key as status_key
+from api_stub.ingest_log.status_index import event_ref, refs_blob
 from leadron.contract import EventIn, event_id_for
 
 _EPOCH = datetime(1970, 1, 1)
@@ -181,18 +180,15 @@ class Submission:
 
 
 def status_refs_blob(events: list[StoredEvent]) -> bytes:
-    """(position, message key, execution key) of a batch's events that have either id (keys: status_index.key):
-    what `StatusIndex` indexes."""
-    refs = []
-    for i, e in enumerate(events):
-        message, execution = e.message_id, e.workflow_execution_id
-        if message is not None or execution is not None:
-            refs.append((
-                i,
-                NO_KEY if message is None else status_key(e.tenant_id, "message_id", message),
-                NO_KEY if execution is None else status_key(e.tenant_id, "workflow_execution_id", execution),
-            ))  # fmt: skip
-    return refs_blob(refs)
+    """The refs (status_index.event_ref) of a batch's events that have a message or execution id: what
+    `StatusIndex` indexes."""
+    return refs_blob(
+        [
+            event_ref(i, e.tenant_id, e.message_id, e.workflow_execution_id)
+            for i, e in enumerate(events)
+            if e.message_id is not None or e.workflow_execution_id is not None
+        ]
+    )
 
 
 @dataclass(frozen=True)

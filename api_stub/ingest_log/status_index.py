@@ -38,6 +38,15 @@ def key(tenant_id: str, column: str, value: str) -> int:
     return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], value.encode())))
 
 
+def event_ref(position: int, tenant_id: str, message_id: str | None, execution_id: str | None) -> tuple[int, int, int]:
+    """An event's (position, message key or NO_KEY, execution key or NO_KEY): what the index holds of it."""
+    return (
+        position,
+        NO_KEY if message_id is None else key(tenant_id, "message_id", message_id),
+        NO_KEY if execution_id is None else key(tenant_id, "workflow_execution_id", execution_id),
+    )
+
+
 def refs_blob(refs: list[tuple[int, int, int]]) -> bytes:
     """(position, message key or NO_KEY, execution key or NO_KEY) of a batch's events, as packed int64s: what
     a catch-up reads with numpy, no Python per event."""
@@ -55,14 +64,7 @@ def _legacy_refs(status_keys: bytes | None, refs: bytes | None, lines: bytes | N
         for position, line in enumerate(lines.split(b"\n") if lines else []):
             raw = orjson.loads(line)
             rows.append([position, raw["_t"], raw.get("messageId"), raw.get("workflowExecutionId")])
-    return [
-        (
-            position,
-            NO_KEY if message is None else key(tenant, "message_id", message),
-            NO_KEY if execution is None else key(tenant, "workflow_execution_id", execution),
-        )
-        for position, tenant, message, execution in rows
-    ]
+    return [event_ref(*row) for row in rows]
 
 
 class Run(NamedTuple):
