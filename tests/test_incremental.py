@@ -44,6 +44,8 @@ INCREMENTAL = {
     "intermediate.int_funnel_email_attempts": "*",
     "intermediate.int_funnel_web_attempts": "*",
     "intermediate.int_lead_weeks": "*",
+    "intermediate.int_lead_days": "* EXCLUDE (engagement_at_day_end), round(engagement_at_day_end, 9)",
+    "intermediate.int_execution_steps": "* EXCLUDE (refreshed_at)",
 }
 # Marts with a refreshed_at column (when a row was derived, which differs between the two ways by design).
 REFRESHED = {"mart_email_performance_daily", "mart_kpis_daily", "mart_team_performance"}

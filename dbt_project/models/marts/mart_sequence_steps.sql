@@ -2,44 +2,43 @@
 -- step among executions that had not replied before it (marginal value), and the cumulative
 -- reply rate of executions that started the sequence.
 
-with messages as (
+with execution_steps as (
 
-    select * from {{ ref('int_messages') }}
-    where has_send_event and workflow_id is not null and step_number is not null
-
-),
-
-executions as (
-
-    select
-        tenant_id,
-        workflow_id,
-        workflow_execution_id,
-        min(case when replies > 0 then step_number end) as first_reply_step,
-        max(case when step_number = 1 then 1 else 0 end) as started
-    from messages
-    group by tenant_id, workflow_id, workflow_execution_id
+    select * from {{ ref('int_execution_steps') }}
 
 ),
 
 steps as (
 
     select
-        m.tenant_id,
-        m.workflow_id,
-        m.step_number,
-        count(*) as sends,
-        count(distinct m.workflow_execution_id) as executions,
-        count(distinct case when x.first_reply_step is null or x.first_reply_step >= m.step_number
-                            then m.workflow_execution_id end) as executions_not_yet_replied,
-        count(distinct case when x.first_reply_step = m.step_number then m.workflow_execution_id end)
+        tenant_id,
+        workflow_id,
+        step_number,
+        cast(sum(sends) as {{ dbt.type_bigint() }}) as sends,
+        count(*) as executions,
+        cast(sum(case when first_reply_step is null or first_reply_step >= step_number then 1 else 0 end)
+             as {{ dbt.type_bigint() }}) as executions_not_yet_replied,
+        cast(sum(case when first_reply_step = step_number then 1 else 0 end) as {{ dbt.type_bigint() }})
             as executions_replied_at_step
-    from messages as m
-    inner join executions as x
-        on m.tenant_id = x.tenant_id
-        and m.workflow_id = x.workflow_id
-        and m.workflow_execution_id = x.workflow_execution_id
-    group by m.tenant_id, m.workflow_id, m.step_number
+    from execution_steps
+    group by tenant_id, workflow_id, step_number
+
+),
+
+-- The executions that started at step 1, counted by first replied step. A workflow's messages without an
+-- execution id count as one execution here (and in no step's counts above).
+started as (
+
+    select tenant_id, workflow_id, first_reply_step, count(*) as executions
+    from execution_steps
+    where step_number = 1
+    group by tenant_id, workflow_id, first_reply_step
+    union all
+    select tenant_id, workflow_id, min(case when replies > 0 then step_number end) as first_reply_step, 1 as executions
+    from {{ ref('int_messages') }}
+    where has_send_event and workflow_id is not null and step_number is not null and workflow_execution_id is null
+    group by tenant_id, workflow_id
+    having max(case when step_number = 1 then 1 else 0 end) = 1
 
 ),
 
@@ -49,11 +48,11 @@ cumulative as (
         s.tenant_id,
         s.workflow_id,
         s.step_number,
-        sum(x.started) as executions_started,
-        sum(case when x.started = 1 and x.first_reply_step <= s.step_number then 1 else 0 end)
+        coalesce(sum(x.executions), 0) as executions_started,
+        coalesce(sum(case when x.first_reply_step <= s.step_number then x.executions else 0 end), 0)
             as executions_replied_by_step
     from steps as s
-    inner join executions as x
+    left join started as x
         on s.tenant_id = x.tenant_id and s.workflow_id = x.workflow_id
     group by s.tenant_id, s.workflow_id, s.step_number
 

@@ -7,8 +7,7 @@
 {% set every = var('ml_snapshot_every_days', 28) %}
 {% set label_days = var('ml_label_days', 90) %}
 {% set half_life_ms = 86400000.0 * 14 %}
-{#- Decayed weights are summed as whole billionths (bigint): integer sums do not depend on the order a
-    parallel aggregate adds them in, so the same events always give the same features, bit for bit. -#}
+{#- Decayed weights are whole billionths (bigint, see int_lead_days). -#}
 {% set nano = 1000000000.0 %}
 
 with snapshots as (
@@ -20,36 +19,11 @@ with snapshots as (
 
 ),
 
-events as (
-
-    select * from {{ ref('stg_leadron__events') }}
-    where lead_id is not null
-
-),
-
--- Per lead and event day: counts, and the engagement weights (in billionths) already decayed to the end of that day,
--- so that a snapshot only has to decay each day's sum once more (0.5^(a+b) = 0.5^a * 0.5^b).
+-- Per lead and event day: counts, and the engagement weights (in billionths) already decayed to the end of that
+-- day (int_lead_days), so that a snapshot only has to decay each day's sum once more (0.5^(a+b) = 0.5^a * 0.5^b).
 lead_days as (
 
-    select
-        tenant_id,
-        lead_id,
-        event_date,
-{{ engagement_counts() }},
-        sum(case when event_type = 'email_reply' and sentiment = 'positive' then 1 else 0 end) as positive_replies,
-        {% for name, event_type, weight in engagement_weights() %}
-        sum(case when event_type = '{{ event_type }}' and not is_bot
-                 then cast(round({{ weight }} * power(0.5, {{ millis_between('occurred_at', dbt.dateadd('day', 1, 'event_date')) }}
-                                                       / {{ half_life_ms }}) * {{ nano }}, 0) as {{ dbt.type_bigint() }})
-                 else 0 end) as decayed_{{ name }},
-        {% endfor %}
-        min(occurred_at) as first_event_at,
-        max(case when event_type = 'email_sent' then occurred_at end) as last_send_at,
-        max(case when event_type = 'email_reply' then occurred_at end) as last_reply_at,
-        max(case when not is_bot and event_type in ('email_open', 'link_click', 'email_reply', 'form_submission', 'page_visit')
-                 then occurred_at end) as last_human_engagement_at
-    from events
-    group by tenant_id, lead_id, event_date
+    select * from {{ ref('int_lead_days') }}
 
 ),
 
