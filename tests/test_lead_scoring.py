@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import json
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -199,6 +199,52 @@ def test_features_do_not_leak_the_future(scored, tmp_path):
     later_old = before[before["snapshot_date"] > cut][columns].reset_index(drop=True)
     later_new = after[after["snapshot_date"] > cut][columns].reset_index(drop=True)
     assert not later_old.equals(later_new), "the rewrite should have changed later snapshots"
+
+
+def snapshot_dates(as_of: date, count: int = 13, every: int = 28) -> list[date]:
+    """The snapshots macros/ml_snapshots.sql defines, computed here in Python: the as-of day and the latest
+    `count - 1` days before it that are a multiple of `every` days from 1970-01-01."""
+    epoch = date(1970, 1, 1)
+    last_grid = (as_of - epoch).days - 1
+    last_grid -= last_grid % every
+    return sorted({as_of, *(epoch + timedelta(days=last_grid - k * every) for k in range(count - 1))})
+
+
+def test_features_kept_across_days_equal_a_full_build(scored, tmp_path):
+    """Day after day (the as-of day moving past a grid day and past a snapshot's 90-day label horizon), the
+    incremental features equal a full build on the last day; each run leaves exactly the day's snapshots."""
+    settings, _, _, _, _ = scored
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(settings.warehouse_path, copy)
+    project = leadron_dbt_project()
+    first = date(2026, 8, 20)
+    days = [first, date(2026, 8, 21), date(2026, 9, 3)]
+    # 2026-08-27 is a grid day (day 20,692 = 739 * 28 from 1970-01-01) between the second and third days; the
+    # label horizon of the 2026-06-04 snapshot ends on 2026-09-02 (null on 08-21, labelled on 09-03).
+    assert date(2026, 8, 27) in snapshot_dates(days[-1]) and date(2026, 8, 27) not in snapshot_dates(days[1])
+    assert date(2026, 6, 4) in snapshot_dates(days[1])
+
+    def run(as_of: date, *options: str) -> pd.DataFrame:
+        with exported({"LEADRON_WAREHOUSE_PATH": str(copy)}):
+            dbt_cli(project).cli(
+                ["run", *options, "--select", "ml_lead_features", "--vars", json.dumps({"as_of": f"{as_of} 12:00:00"})],
+                target_path=project.target_path,
+            ).wait()
+        with duckdb.connect(str(copy), read_only=True) as con:
+            frame = ls.load_features(con)
+            (first_lead,) = con.execute("SELECT min(created_at) FROM staging.stg_leadron__leads").fetchone()
+        # A snapshot before the first lead has no row.
+        expected = [d for d in snapshot_dates(as_of) if d > first_lead.date()]
+        assert sorted(pd.to_datetime(frame["snapshot_date"]).dt.date.unique()) == expected, as_of
+        return frame
+
+    horizon = pd.Timestamp("2026-06-04")
+    assert run(first, "--full-refresh").query("snapshot_date == @horizon")[ls.LABEL].isna().all()
+    for day in days[1:]:
+        kept = run(day)
+    labelled = kept.query("snapshot_date == @horizon")[ls.LABEL]
+    assert len(labelled) > 0 and labelled.notna().all()
+    pd.testing.assert_frame_equal(kept, run(days[-1], "--full-refresh"), check_exact=True)
 
 
 def test_the_gate_refuses_a_worse_model(scored):

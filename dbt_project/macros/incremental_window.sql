@@ -51,7 +51,9 @@
       refreshed_send_days finds; a day whose only message moved to an earlier send day would otherwise keep
       its rows;
     - window_weeks (column): the weeks from the run window's first week on, which the model recounts whole,
-      so that a week left with no row (its only activity turned bot, say) goes too. -#}
+      so that a week left with no row (its only activity turned bot, say) goes too;
+    - ml_snapshots (column): the snapshots ml_lead_features derives, and dates no longer a snapshot
+      (macros/ml_snapshots.sql). -#}
 {% macro rederived_rows(alias) -%}
     {%- set rederive = config.get('rederive') or {} -%}
     {%- set kind, column = rederive.get('rows'), rederive.get('column') -%}
@@ -65,7 +67,9 @@
     {%- elif kind == 'window_weeks' -%}
         {%- set window_start = event_window_start() -%}
         {%- if window_start -%}{{ alias }}.{{ column }} >= {{ week_start(window_start) }}{%- endif -%}
+    {%- elif kind == 'ml_snapshots' -%}
+        {{ ml_snapshots_rederived(alias, column) }}
     {%- elif kind -%}
-        {{ exceptions.raise_compiler_error("rederive rows: " ~ kind ~ " is not one of send_days, send_weeks, window_weeks") }}
+        {{ exceptions.raise_compiler_error("rederive rows: " ~ kind ~ " is not one of send_days, send_weeks, window_weeks, ml_snapshots") }}
     {%- endif -%}
 {%- endmacro %}

@@ -27,11 +27,23 @@ sends as (
 
 ),
 
+reply_messages as (
+
+    select distinct tenant_id, message_id from replies where message_id is not null
+
+),
+
+-- The replies' message ids that a send or the messages dimension knows. Each side is cut to the replies'
+-- ids before the union: deduplicating every known message to keep a few dominated an incremental run.
 known_messages as (
 
-    select tenant_id, message_id from sends
-    union
-    select tenant_id, message_id from {{ ref('stg_leadron__messages') }}
+    {%- for side in ['sends', ref('stg_leadron__messages')] %}
+    select k.tenant_id, k.message_id
+    from {{ side }} as k
+    inner join reply_messages as m
+        on k.tenant_id = m.tenant_id and k.message_id = m.message_id
+    {{ 'union' if not loop.last }}
+    {%- endfor %}
 
 ),
 

@@ -1,10 +1,15 @@
 -- Lead-scoring features (METRICS.md "Lead scores"): one row per open lead per snapshot date.
--- Snapshots are the as-of day and every `ml_snapshot_every_days` before it (`ml_snapshot_count` in all),
--- at 00:00 UTC. Features use only events that happened before the snapshot; the label (converted
--- within 90 days after it) only what came after, and is null while those 90 days have not elapsed.
--- A lead is in a snapshot when it was created before it and had not converted before it.
+-- Snapshots (macros/ml_snapshots.sql) are the as-of day and the latest grid days before it, every
+-- `ml_snapshot_every_days` from 1970-01-01 (`ml_snapshot_count` in all), at 00:00 UTC. Features use only events
+-- that happened before the snapshot; the label (converted within 90 days after it) only what came after, and is
+-- null while those 90 days have not elapsed. A lead is in a snapshot when it was created before it and had not
+-- converted before it.
+--
+-- Incremental: a grid snapshot's rows are kept once derived; a run derives the snapshots ml_snapshots_to_derive
+-- names and drops the dates that are no longer snapshots.
 
-{% set every = var('ml_snapshot_every_days', 28) %}
+{{ config(**partition_overwrite(['tenant_id', 'snapshot_date'], rederive={'rows': 'ml_snapshots', 'column': 'snapshot_date'}, written={'column': 'snapshot_date', 'from': 'window_day'})) }}
+
 {% set label_days = var('ml_label_days', 90) %}
 {% set half_life_ms = 86400000.0 * 14 %}
 {#- Decayed weights are whole billionths (bigint, see int_lead_days). -#}
@@ -12,10 +17,11 @@
 
 with snapshots as (
 
-    {% for k in range(var('ml_snapshot_count', 13)) %}
-    select cast({{ dbt.dateadd('day', -1 * k * every, 'cast(' ~ as_of_timestamp() ~ ' as date)') }} as date) as snapshot_date
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    {% if is_incremental() -%}
+    {{ ml_snapshots_to_derive(this) }}
+    {%- else -%}
+    {{ ml_snapshot_dates() }}
+    {%- endif %}
 
 ),
 
