@@ -88,6 +88,17 @@ def _scalar(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def round_tenths(values: np.ndarray) -> np.ndarray:
+    """Python's round(v, 1) of each value, without a Python call per value. v * 10 is inexact, so numpy's
+    rounding can differ from Python's (correctly rounded) one only next to a half: those few go through round()."""
+    values = np.asarray(values, dtype="float64")
+    scaled = values * 10
+    out = np.round(scaled) / 10
+    near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    out[near_half] = [round(float(v), 1) for v in values[near_half]]
+    return out
+
+
 def _each_distinct(values: np.ndarray, make) -> np.ndarray:  # noqa: ANN001 - a one-argument callable
     """make(v) for every value, called once per distinct value (missing values share one call with None)."""
     codes, uniques = pd.factorize(values)
@@ -137,11 +148,12 @@ def baseline_factors(frame: pd.DataFrame) -> Factors:
     points = np.empty(chosen.shape)
     texts = np.full(order.shape, None, dtype=object)
     for k in range(order.shape[1]):
-        points[:, k] = _each_distinct(chosen[:, k], lambda c: round(float(c), 1)).astype("float64")
+        # Components are continuous (about one distinct value per lead); their tenths repeat.
+        points[:, k] = round_tenths(chosen[:, k])
         for j, rows in _rows_by_value(order[:, k]):
             label = SCORE_COMPONENTS[names[j]]
             texts[rows, k] = _each_distinct(
-                chosen[rows, k], lambda c, label=label: f"recent {label}: +{c:.1f} engagement"
+                points[rows, k], lambda c, label=label: f"recent {label}: +{c:.1f} engagement"
             )
     return _assemble(names, order, points, texts, points > 0)
 

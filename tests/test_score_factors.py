@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from leadron.score_factors import SCORE_COMPONENTS, baseline_factors, describe, model_factors
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadron.score_factors import SCORE_COMPONENTS, baseline_factors, describe, model_factors, round_tenths
 
 
 def reference_model_factors(frame, raw, contributions, names):
@@ -86,3 +89,11 @@ def test_baseline_factors_equal_the_per_lead_reference():
         ]
         assert json.loads(got.json[i]) == expected, i
         assert [got.texts[k][i] for k in range(3)] == [f["text"] for f in expected] + [None] * (3 - len(expected))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=50))
+def test_round_tenths_is_pythons_round(values):
+    # Halves written in decimal (0.25, 2.675) are where binary scaling and correct rounding part ways.
+    values = values + [0.25, 0.35, 2.675, 1.05, 0.15, 1234.45]
+    assert round_tenths(np.array(values)).tolist() == [round(v, 1) for v in values]
