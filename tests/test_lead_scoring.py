@@ -238,11 +238,13 @@ def test_features_kept_across_days_equal_a_full_build(scored, tmp_path):
         assert sorted(pd.to_datetime(frame["snapshot_date"]).dt.date.unique()) == expected, as_of
         return frame
 
-    horizon = pd.Timestamp("2026-06-04")
-    assert run(first, "--full-refresh").query("snapshot_date == @horizon")[ls.LABEL].isna().all()
+    def labels_of_june_4(frame: pd.DataFrame) -> pd.Series:
+        return frame.loc[frame["snapshot_date"] == pd.Timestamp("2026-06-04"), ls.LABEL]
+
+    assert labels_of_june_4(run(first, "--full-refresh")).isna().all()
     for day in days[1:]:
         kept = run(day)
-    labelled = kept.query("snapshot_date == @horizon")[ls.LABEL]
+    labelled = labels_of_june_4(kept)
     assert len(labelled) > 0 and labelled.notna().all()
     pd.testing.assert_frame_equal(kept, run(days[-1], "--full-refresh"), check_exact=True)
 
