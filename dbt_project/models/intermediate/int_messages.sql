@@ -48,17 +48,21 @@ touched as (
 ),
 {% endif %}
 
-sends as (
+-- Both are cut to the touched messages first: each is read twice, and DuckDB materializes a CTE read twice
+-- (every send and every message of the history, otherwise).
+{%- for name, relation in [('sends', ref('int_email_sends')), ('dim_messages', ref('stg_leadron__messages'))] %}
 
-    select * from {{ ref('int_email_sends') }}
+{{ name }} as (
+
+    select k.*
+    from {{ relation }} as k
+    {%- if window_start %}
+    inner join touched
+        on k.tenant_id = touched.tenant_id and k.message_id = touched.message_id
+    {%- endif %}
 
 ),
-
-dim_messages as (
-
-    select * from {{ ref('stg_leadron__messages') }}
-
-),
+{%- endfor %}
 
 events as (
 
@@ -94,17 +98,9 @@ engagement as (
 
 message_keys as (
 
-    -- Each side is cut to the touched messages before the union (deduplicating millions of keys to keep a
-    -- few took most of an incremental run of this model).
-    {%- for side in ['sends', 'dim_messages'] %}
-    select {{ side }}.tenant_id, {{ side }}.message_id
-    from {{ side }}
-    {%- if window_start %}
-    inner join touched
-        on {{ side }}.tenant_id = touched.tenant_id and {{ side }}.message_id = touched.message_id
-    {%- endif %}
-    {{ 'union' if not loop.last }}
-    {%- endfor %}
+    select tenant_id, message_id from sends
+    union
+    select tenant_id, message_id from dim_messages
 
 ),
 
