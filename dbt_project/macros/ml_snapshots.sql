@@ -2,7 +2,8 @@
     before it, a grid day being every ml_snapshot_every_days-th day from 1970-01-01. A grid snapshot's date does
     not move as the as-of day does, so its rows are derived once and kept: a day's run derives only the as-of
     snapshot, the grid snapshots it does not hold yet, those the run window's late events can change (a
-    snapshot after the window's first day), and those whose label horizon (ml_label_days) has just passed (or, the as-of day moved back, no longer has). -#}
+    snapshot after the window's first day), and those whose label horizon (ml_label_days) has just passed
+    (or, the as-of day moved back, no longer has). -#}
 
 {#- One row per snapshot date (column snapshot_date). -#}
 {% macro ml_snapshot_dates() -%}

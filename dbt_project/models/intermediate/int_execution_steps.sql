@@ -4,7 +4,8 @@
 --
 -- Incremental: re-derives, each from all of its messages, the executions with a message that int_messages
 -- derived since this model last ran (its refreshed_at); the others are kept. Messages without an execution id
--- have no row here (the mart reads them from int_messages).
+-- have no row here (the mart reads them from int_messages). A messages snapshot that moves a message to another
+-- execution rewrites history like any dimension edit: `leadron run --full-refresh`.
 
 {{ config(**partition_overwrite(['tenant_id', 'workflow_execution_id'], written={'column': 'refreshed_at', 'from': 'run_start'})) }}
 
