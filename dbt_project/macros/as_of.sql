@@ -8,3 +8,8 @@
         cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- The as-of time's UTC day. -#}
+{% macro as_of_date() -%}
+    cast({{ as_of_timestamp() }} as date)
+{%- endmacro %}

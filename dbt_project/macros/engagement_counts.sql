@@ -27,3 +27,9 @@
         else 0
     end
 {%- endmacro %}
+
+{#- The engagement score's decay from `earlier` to `later` (timestamps): 0.5 ^ (age / 14 days). One half-life for the
+    lead days, the lead engagement mart and the lead features. -#}
+{% macro engagement_decay(earlier, later) -%}
+    power(0.5, {{ millis_between(earlier, later) }} / {{ 86400000.0 * 14 }})
+{%- endmacro %}

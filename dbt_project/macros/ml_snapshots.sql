@@ -9,11 +9,10 @@
 {% macro ml_snapshot_dates() -%}
     {%- set every = var('ml_snapshot_every_days') -%}
     {%- set epoch = "cast('1970-01-01' as date)" -%}
-    {%- set as_of_date = 'cast(' ~ as_of_timestamp() ~ ' as date)' -%}
     {#- The days from the epoch to the day before the as-of day, rounded down to the grid. -#}
-    {%- set last_grid = '(' ~ dbt.datediff(epoch, as_of_date, 'day') ~ ' - 1) - ((' ~ dbt.datediff(epoch, as_of_date, 'day')
-                        ~ ' - 1) % ' ~ every ~ ')' -%}
-    select {{ as_of_date }} as snapshot_date
+    {%- set day_before = '(' ~ dbt.datediff(epoch, as_of_date(), 'day') ~ ' - 1)' -%}
+    {%- set last_grid = day_before ~ ' - (' ~ day_before ~ ' % ' ~ every ~ ')' -%}
+    select {{ as_of_date() }} as snapshot_date
     {%- for k in range(var('ml_snapshot_count') - 1) %}
     union all
     select cast({{ dbt.dateadd('day', last_grid ~ ' - ' ~ k * every, epoch) }} as date) as snapshot_date
@@ -22,11 +21,10 @@
 
 {#- The snapshot dates an incremental run derives (all of them otherwise), given `relation`, the model's table. -#}
 {% macro ml_snapshots_to_derive(relation) -%}
-    {%- set as_of_date = 'cast(' ~ as_of_timestamp() ~ ' as date)' -%}
     {%- set window_start = event_window_start() -%}
     select s.snapshot_date
     from ({{ ml_snapshot_dates() }}) as s
-    where s.snapshot_date = {{ as_of_date }}
+    where s.snapshot_date = {{ as_of_date() }}
         or s.snapshot_date not in (select snapshot_date from {{ relation }})
         {%- if window_start %}
         or s.snapshot_date > {{ window_start }}
@@ -35,7 +33,7 @@
             select snapshot_date
             from {{ relation }}
             where (converted_within_90d is null)
-                <> (snapshot_date > {{ dbt.dateadd('day', -1 * var('ml_label_days'), as_of_date) }})
+                <> (snapshot_date > {{ dbt.dateadd('day', -1 * var('ml_label_days'), as_of_date()) }})
         )
 {%- endmacro %}
 

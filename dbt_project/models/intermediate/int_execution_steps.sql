@@ -30,8 +30,7 @@ messages as (
     inner join touched
         on m.tenant_id = touched.tenant_id and m.workflow_execution_id = touched.workflow_execution_id
     {% endif %}
-    where m.has_send_event and m.workflow_id is not null and m.step_number is not null
-        and m.workflow_execution_id is not null
+    where {{ sequence_message('m') }} and m.workflow_execution_id is not null
 
 ),
 
@@ -41,8 +40,7 @@ executions as (
         tenant_id,
         workflow_id,
         workflow_execution_id,
-        min(case when replies > 0 then step_number end) as first_reply_step,
-        max(case when step_number = 1 then 1 else 0 end) as started
+{{ execution_outcome() }}
     from messages
     group by tenant_id, workflow_id, workflow_execution_id
 

@@ -8,7 +8,6 @@
 {{ config(**partition_overwrite(['tenant_id', 'event_date'], written={'column': 'event_date', 'from': 'window_day'})) }}
 
 {%- set window_start = event_window_start() if is_incremental() else '' %}
-{% set half_life_ms = 86400000.0 * 14 %}
 {#- The lead features sum decayed weights as whole billionths (bigint): integer sums do not depend on the order
     a parallel aggregate adds them in, so the same events always give the same features, bit for bit. -#}
 {% set nano = 1000000000.0 %}
@@ -18,7 +17,7 @@ with events as (
     select
         *,
         {{ dbt.dateadd('day', 1, 'event_date') }} as day_end,
-        {{ millis_between('occurred_at', dbt.dateadd('day', 1, 'event_date')) }} as millis_to_day_end
+        {{ engagement_decay('occurred_at', dbt.dateadd('day', 1, 'event_date')) }} as decay_to_day_end
     from {{ ref('stg_leadron__events') }}
     where lead_id is not null
     {% if window_start %}
@@ -35,15 +34,14 @@ select
     sum(case when event_type = 'email_reply' and sentiment = 'positive' then 1 else 0 end) as positive_replies,
     {% for name, event_type, weight in engagement_weights() %}
     sum(case when event_type = '{{ event_type }}' and not is_bot
-             then cast(round({{ weight }} * power(0.5, millis_to_day_end / {{ half_life_ms }}) * {{ nano }}, 0) as {{ dbt.type_bigint() }})
+             then cast(round({{ weight }} * decay_to_day_end * {{ nano }}, 0) as {{ dbt.type_bigint() }})
              else 0 end) as decayed_{{ name }},
     {% endfor %}
-    sum({{ engagement_weight('events', 'day_end') }} * power(0.5, millis_to_day_end / {{ half_life_ms }})) as engagement_at_day_end,
+    sum({{ engagement_weight('events', 'day_end') }} * decay_to_day_end) as engagement_at_day_end,
     min(occurred_at) as first_event_at,
     max(occurred_at) as last_event_at,
     max(case when event_type = 'email_sent' then occurred_at end) as last_send_at,
     max(case when event_type = 'email_reply' then occurred_at end) as last_reply_at,
-    max(case when not is_bot and event_type in ('email_open', 'link_click', 'email_reply', 'form_submission', 'page_visit')
-             then occurred_at end) as last_human_engagement_at
+    max(case when {{ engagement_weight('events', 'day_end') }} > 0 then occurred_at end) as last_human_engagement_at
 from events
 group by tenant_id, lead_id, event_date

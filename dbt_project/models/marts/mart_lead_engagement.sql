@@ -1,13 +1,11 @@
 -- One row per lead: human counts by type, first and last activity, last human engagement,
 -- and the engagement score of METRICS.md with its tier, as of the run's as-of time.
 
-{% set half_life_ms = 86400000.0 * 14 %}
-
 with as_of as (
 
     select
         {{ as_of_timestamp() }} as as_of_at,
-        cast({{ as_of_timestamp() }} as date) as as_of_date
+        {{ as_of_date() }} as as_of_date
 
 ),
 
@@ -23,7 +21,7 @@ closed_days as (
         d.last_event_at as last_activity_at,
         d.last_human_engagement_at,
         d.engagement_at_day_end
-            * power(0.5, {{ millis_between(dbt.dateadd('day', 1, 'd.event_date'), 'a.as_of_at') }} / {{ half_life_ms }})
+            * {{ engagement_decay(dbt.dateadd('day', 1, 'd.event_date'), 'a.as_of_at') }}
             as engagement_score
     from {{ ref('int_lead_days') }} as d
     cross join as_of as a
@@ -43,7 +41,7 @@ open_days as (
         max(e.occurred_at) as last_activity_at,
         max(case when {{ engagement_weight('e', 'a.as_of_at') }} > 0 then e.occurred_at end) as last_human_engagement_at,
         sum({{ engagement_weight('e', 'a.as_of_at') }}
-            * power(0.5, {{ millis_between('e.occurred_at', 'a.as_of_at') }} / {{ half_life_ms }})) as engagement_score
+            * {{ engagement_decay('e.occurred_at', 'a.as_of_at') }}) as engagement_score
     from {{ ref('stg_leadron__events') }} as e
     cross join as_of as a
     where e.lead_id is not null and e.event_date >= a.as_of_date

@@ -34,11 +34,14 @@ started as (
     where step_number = 1
     group by tenant_id, workflow_id, first_reply_step
     union all
-    select tenant_id, workflow_id, min(case when replies > 0 then step_number end) as first_reply_step, 1 as executions
-    from {{ ref('int_messages') }}
-    where has_send_event and workflow_id is not null and step_number is not null and workflow_execution_id is null
-    group by tenant_id, workflow_id
-    having max(case when step_number = 1 then 1 else 0 end) = 1
+    select tenant_id, workflow_id, first_reply_step, 1 as executions
+    from (
+        select tenant_id, workflow_id, {{ execution_outcome() }}
+        from {{ ref('int_messages') }} as m
+        where {{ sequence_message('m') }} and m.workflow_execution_id is null
+        group by tenant_id, workflow_id
+    ) as unidentified
+    where started = 1
 
 ),
 

@@ -11,7 +11,6 @@
 {{ config(**partition_overwrite(['tenant_id', 'snapshot_date'], rederive={'rows': 'ml_snapshots', 'column': 'snapshot_date'}, written={'column': 'snapshot_date', 'from': 'window_day'})) }}
 
 {% set label_days = var('ml_label_days', 90) %}
-{% set half_life_ms = 86400000.0 * 14 %}
 {#- Decayed weights are whole billionths (bigint, see int_lead_days). -#}
 {% set nano = 1000000000.0 %}
 
@@ -69,8 +68,8 @@ history as (
         sum(d.page_visits) as page_visits_total,
         sum(case when d.event_date >= {{ dbt.dateadd('day', -30, 'p.snapshot_date') }} then d.page_visits else 0 end) as page_visits_30d,
         {% for name, _, _ in engagement_weights() %}
-        sum(cast(round(d.decayed_{{ name }} * power(0.5, {{ millis_between(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at') }}
-                                                            / {{ half_life_ms }}), 0) as {{ dbt.type_bigint() }})) as score_{{ name }},
+        sum(cast(round(d.decayed_{{ name }} * {{ engagement_decay(dbt.dateadd('day', 1, 'd.event_date'), 'p.snapshot_at') }}, 0)
+                 as {{ dbt.type_bigint() }})) as score_{{ name }},
         {% endfor %}
         min(d.first_event_at) as first_event_at,
         max(d.last_send_at) as last_send_at,
