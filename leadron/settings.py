@@ -23,11 +23,18 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in choices:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def _switch(name: str, default: bool) -> bool:
-    value = _env(name, str(default).lower()).lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"{name}: {value!r} is neither true nor false")
-    return value == "true"
+    return _choice(name, str(default).lower(), ("true", "false")) == "true"
+
+
+DBT_LOG_LEVELS = ("debug", "info", "warn", "error", "none")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Settings:
     partition_start: date
     dbt_target: str
     dbt_target_dir: Path
+    dbt_log_level_file: str
     spark_dir: Path
     raw_parquet_dir: Path
     spark_master: str
@@ -259,6 +267,7 @@ def get_settings() -> Settings:
         partition_start=date.fromisoformat(_env("LEADRON_PARTITION_START", "2024-01-01")),
         dbt_target=_env("LEADRON_DBT_TARGET", "duckdb"),
         dbt_target_dir=Path(_env("LEADRON_DBT_TARGET_DIR", str(home_dbt_target_dir(home)))).resolve(),
+        dbt_log_level_file=_choice("LEADRON_DBT_LOG_LEVEL_FILE", "none", DBT_LOG_LEVELS),
         spark_dir=Path(_env("LEADRON_SPARK_DIR", str(home / "spark"))).resolve(),
         raw_parquet_dir=Path(_env("LEADRON_RAW_PARQUET_DIR", str(home / "spark" / "raw"))).resolve(),
         spark_master=_env("LEADRON_SPARK_MASTER", "local[*]"),
@@ -322,7 +331,10 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LEADRON_SPARK_JAVA_OPTIONS": settings.spark_java_options,
         "LEADRON_SPARK_WHOLE_STAGE_CODEGEN": str(settings.spark_whole_stage_codegen).lower(),
     }
-    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of, **spark}
+    # No dbt.log by default: Dagster keeps each run's dbt output; dbt's file log cost a small run's 128 nodes
+    # ~2 s of 8.7 (measured, at info as at debug).
+    logs = {"DBT_LOG_LEVEL_FILE": settings.dbt_log_level_file}
+    return {"LEADRON_WAREHOUSE_PATH": str(settings.warehouse_path), "LEADRON_AS_OF": as_of, **spark, **logs}
 
 
 @contextmanager

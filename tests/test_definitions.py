@@ -104,9 +104,16 @@ def test_dbt_arguments_and_keys_are_pure_functions(monkeypatch):
     monkeypatch.setenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN", "False")
     assert dbt_env(get_settings())["LEADRON_SPARK_WHOLE_STAGE_CODEGEN"] == "false"
     monkeypatch.setenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN", "sometimes")
-    with pytest.raises(ValueError, match="LEADRON_SPARK_WHOLE_STAGE_CODEGEN: 'sometimes' is neither true nor false"):
+    with pytest.raises(ValueError, match="LEADRON_SPARK_WHOLE_STAGE_CODEGEN: 'sometimes' is not one of true, false"):
         get_settings()
     monkeypatch.delenv("LEADRON_SPARK_WHOLE_STAGE_CODEGEN")
+    assert dbt_env(get_settings())["DBT_LOG_LEVEL_FILE"] == "none"  # Dagster keeps dbt's output
+    monkeypatch.setenv("LEADRON_DBT_LOG_LEVEL_FILE", "Debug")
+    assert dbt_env(get_settings())["DBT_LOG_LEVEL_FILE"] == "debug"
+    monkeypatch.setenv("LEADRON_DBT_LOG_LEVEL_FILE", "verbose")
+    with pytest.raises(ValueError, match="LEADRON_DBT_LOG_LEVEL_FILE: 'verbose' is not one of debug, info"):
+        get_settings()
+    monkeypatch.delenv("LEADRON_DBT_LOG_LEVEL_FILE")
     from orchestration.defs.dbt.assets import run_window, window_env
 
     assert window_env((date(2026, 3, 2), date(2026, 3, 4))) == {
