@@ -152,8 +152,8 @@ def validate_batch(raw: bytes) -> tuple[list[tuple[int, ApiEventIn]], dict[int, 
     events validated one by one, to tell the valid ones from the rejected ones.
     """
     try:
-        return list(enumerate(ValidBatchIn.model_validate_json(raw).events)), {}
-    except ValidationError:
+        return list(enumerate(ValidBatchIn.validate_json(raw))), {}
+    except ValueError:  # pydantic's ValidationError is one too
         pass
     try:
         batch = BatchIn.model_validate_json(raw)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api_stub.reading import Day
-from leadron.contract import EventIn, EventType, Id
+from leadron.contract import EventIn, EventType, Id, apply_timestamp_rule
 from leadron.exports import DATASETS
 
 MAX_BATCH = 1000
@@ -26,11 +27,25 @@ class BatchIn(BaseModel):
     )
 
 
+class BatchEventIn(ApiEventIn):
+    """ApiEventIn with the timestamp parsed but not yet normalised: `apply_timestamp_rule` does that for the
+    whole batch at once (ValidBatchIn.validate_json)."""
+
+    timestamp: datetime | None = None
+
+
 class ValidBatchIn(BaseModel):
     """The fast path: the whole batch validated in one call; used when every event is valid."""
 
     model_config = ConfigDict(extra="forbid")
-    events: list[ApiEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+    events: list[BatchEventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @classmethod
+    def validate_json(cls, raw: bytes) -> list[ApiEventIn]:
+        """The batch's events, every rule of ApiEventIn applied (ValidationError or ValueError if any fails)."""
+        events = cls.model_validate_json(raw).events
+        apply_timestamp_rule(events)
+        return events
 
 
 class Meta(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
@@ -39,17 +40,40 @@ Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _utc_not_far_future(value: datetime) -> datetime:
+def _naive_utc(value: datetime) -> datetime:
     # A timestamp without an offset is taken as UTC (documented in the README).
     offset = value.utcoffset()
-    if offset is not None:
-        # Rebuilt rather than .replace(tzinfo=None): 2.5x faster on pydantic's own tzinfo (on every event).
-        value = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond)
-        if offset:
-            value -= offset
-    if (value - _EPOCH).total_seconds() > time.time() + _MAX_FUTURE_S:
+    if offset is None:
+        return value
+    # Rebuilt rather than .replace(tzinfo=None): 2.5x faster on pydantic's own tzinfo (on every event).
+    naive = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond)
+    return naive - offset if offset else naive
+
+
+def _not_far_future(latest: datetime) -> None:
+    if (latest - _EPOCH).total_seconds() > time.time() + _MAX_FUTURE_S:
         raise ValueError("timestamp is more than 24 hours in the future")
+
+
+def _utc_not_far_future(value: datetime) -> datetime:
+    value = _naive_utc(value)
+    _not_far_future(value)
     return value
+
+
+def apply_timestamp_rule(events: Sequence[BaseModel]) -> None:
+    """UtcTimestamp's rule on events validated with a plain `datetime` timestamp: each set to naive UTC in
+    place, ValueError if the latest is more than 24 hours ahead. For a batch: one pass in Python instead of a
+    validator call per event (measured: the validator was 60% of a 500-event batch's validation)."""
+    latest = None
+    for event in events:
+        value = event.timestamp
+        if value is not None:
+            value = event.__dict__["timestamp"] = _naive_utc(value)  # frozen: set once, right after validation
+            if latest is None or value > latest:
+                latest = value
+    if latest is not None:
+        _not_far_future(latest)
 
 
 UtcTimestamp = Annotated[datetime, AfterValidator(_utc_not_far_future)]

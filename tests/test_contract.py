@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from leadron.contract import EventIn, FileEvent, describe_errors, event_id_for, landing_row
@@ -76,3 +78,35 @@ def test_missing_event_id_is_a_stable_content_hash():
     assert event_id_for("other", a) != event_id_for("acme", a)
     given = FileEvent.model_validate_json(json.dumps(SEED_BODY | {"tenantId": "acme", "eventId": "client-1"}))
     assert event_id_for("acme", given) == "client-1"
+
+
+# Timestamps as clients send them: UTC, offsets, naive, fractions; some more than a day ahead.
+_timestamps = st.builds(
+    lambda moment, minutes, style: (moment + timedelta(minutes=minutes)).isoformat(timespec=style),
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=-5, minutes=-30)), timezone(timedelta(hours=14)), None])),
+    st.integers(-3000, 3000),
+    st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), _timestamps), min_size=1, max_size=8))
+def test_a_batch_gets_the_timestamp_rule_of_a_single_event(timestamps):
+    # The batch applies the rule once over all its events (apply_timestamp_rule), a single event per event
+    # (UtcTimestamp): the same events, or a refusal exactly when some event alone is refused.
+    from api_stub.schemas import ApiEventIn, ValidBatchIn
+
+    bodies = [SEED_BODY | ({"timestamp": t} if t else {}) for t in timestamps]
+    single = []
+    for body in bodies:
+        try:
+            single.append(ApiEventIn.model_validate_json(json.dumps(body)))
+        except ValidationError:
+            single.append(None)
+    try:
+        batch = ValidBatchIn.validate_json(json.dumps({"events": bodies}).encode())
+    except ValueError:
+        assert None in single
+    else:
+        assert [e.model_dump() for e in batch] == [e.model_dump() for e in single]
