@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Annotated, Any
 
 from fastapi import Header
@@ -191,14 +192,15 @@ async def ingest_batch(
         positions.append(index)
 
     def render(outcomes: list[Outcome]) -> tuple[int, bytes]:
-        merged = dict(results)
-        for index, (status, event) in zip(positions, outcomes):  # per event of every batch: kept lean
-            if status == "conflict":
-                merged[index] = rejected(index, event.event_id, [REUSED_EVENT_ID])
-            else:
-                merged[index] = {"index": index, "status": status, "id": event.event_id, "errors": []}
-        items = [merged[i] for i in range(total)] if results else list(merged.values())
-        counts = Counter([i["status"] for i in items])
+        items = [  # per event of every batch: kept lean
+            rejected(index, event.event_id, [REUSED_EVENT_ID])
+            if status == "conflict"
+            else {"index": index, "status": status, "id": event.event_id, "errors": []}
+            for index, (status, event) in zip(positions, outcomes)
+        ]
+        if results:
+            items = sorted([*items, *results.values()], key=itemgetter("index"))
+        counts = Counter(i["status"] for i in items)
         if counts["rejected"] == len(items):
             details = [
                 {"field": f"events.{i['index']}.{e['field']}", "issue": e["issue"]} for i in items for e in i["errors"]

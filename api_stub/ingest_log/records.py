@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from api_stub.ingest_log.status_index import event_ref, refs_blob
+from api_stub.ingest_log.status_index import tenant_refs_blob
 from leadron.contract import EventIn, event_id_for
 
 _EPOCH = datetime(1970, 1, 1)
@@ -180,15 +180,11 @@ class Submission:
 
 
 def status_refs_blob(events: list[StoredEvent]) -> bytes:
-    """The refs (status_index.event_ref) of a batch's events that have a message or execution id: what
+    """The refs (status_index.event_ref) of one tenant's events that have a message or execution id: what
     `StatusIndex` indexes."""
-    return refs_blob(
-        [
-            event_ref(i, e.tenant_id, e.message_id, e.workflow_execution_id)
-            for i, e in enumerate(events)
-            if e.message_id is not None or e.workflow_execution_id is not None
-        ]
-    )
+    if not events:
+        return b""
+    return tenant_refs_blob(events[0].tenant_id, [(e.message_id, e.workflow_execution_id) for e in events])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import zlib
 from array import array
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,8 +35,13 @@ NO_KEY = -1  # an event without a message id (or execution id) in a refs blob
 _RUN = re.compile(r"^run-(\d{12})-(\d{12})\.npy$")
 
 
+def _prefix(tenant_id: str, column: str) -> int:
+    """The CRC-32 of a key's tenant and kind: a key continues it with the id (crc32(a + b) = crc32(b, crc32(a)))."""
+    return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], b"")))
+
+
 def key(tenant_id: str, column: str, value: str) -> int:
-    return zlib.crc32(b"\x1f".join((tenant_id.encode(), KINDS[column], value.encode())))
+    return zlib.crc32(value.encode(), _prefix(tenant_id, column))
 
 
 def event_ref(position: int, tenant_id: str, message_id: str | None, execution_id: str | None) -> tuple[int, int, int]:
@@ -45,6 +51,19 @@ def event_ref(position: int, tenant_id: str, message_id: str | None, execution_i
         NO_KEY if message_id is None else key(tenant_id, "message_id", message_id),
         NO_KEY if execution_id is None else key(tenant_id, "workflow_execution_id", execution_id),
     )
+
+
+def tenant_refs_blob(tenant_id: str, ids: Iterable[tuple[str | None, str | None]]) -> bytes:
+    """refs_blob of one tenant's events, from each event's (message id, execution id): the keys' prefixes
+    hashed once, not per event (this runs on every event of every request)."""
+    message, execution = _prefix(tenant_id, "message_id"), _prefix(tenant_id, "workflow_execution_id")
+    crc32 = zlib.crc32
+    values = array("q")
+    for position, (m, x) in enumerate(ids):
+        if m is not None or x is not None:
+            m_key = NO_KEY if m is None else crc32(m.encode(), message)
+            values.extend((position, m_key, NO_KEY if x is None else crc32(x.encode(), execution)))
+    return values.tobytes()
 
 
 def refs_blob(refs: list[tuple[int, int, int]]) -> bytes:
