@@ -11,7 +11,6 @@ import duckdb
 import sqlalchemy as sa
 
 from leadron import metadata
-from leadron import report_render as render
 from leadron.mailer import SmtpSettings, build_message, send
 from leadron.metadata import DELIVERIES
 from leadron.publish import publication_record, published_copy
@@ -157,6 +156,8 @@ def deliver(
         )
         columns = query.columns
         days = (query.end - query.start).days
+        from leadron import report_render as render  # matplotlib: ~1 s that every Dagster process load paid
+
         png = render.chart_png(definition, rows)
         html = render.to_html(
             definition,
