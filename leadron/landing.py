@@ -103,10 +103,10 @@ def land_events(settings: Settings, table: pa.Table, source: str) -> LandedBatch
     batch_id = new_batch_id()
     n = table.num_rows
     if "source" not in table.column_names:
-        table = table.append_column("source", pa.repeat(source, n).cast(pa.string()))
+        table = table.append_column("source", pa.repeat(source, n))
     if "source_line" not in table.column_names:
         table = table.append_column("source_line", pa.array(np.arange(1, n + 1, dtype=np.int64)))
-    table = table.append_column("batch_id", pa.repeat(batch_id, n).cast(pa.string())).select(EVENT_SCHEMA.names)
+    table = table.append_column("batch_id", pa.repeat(batch_id, n)).select(EVENT_SCHEMA.names)
     table = table.cast(EVENT_SCHEMA).sort_by(SORT_ORDER)
     root = settings.events_landing_dir
     tmp = root / f".tmp-{batch_id}"
